@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/** A configuration problem; the message names every offending variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Parses `env` with a schema whose keys are variable names; empty strings count as unset. */
+export function parseEnv<T extends z.ZodRawShape>(shape: T, env: Env): z.infer<z.ZodObject<T>> {
+  const cleaned: Env = {};
+  for (const key of Object.keys(shape)) {
+    const value = env[key]?.trim();
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = z.object(shape).safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '?');
+    const got = cleaned[name];
+    return `  ${name}: ${issue.message}${got === undefined ? '' : ` (got '${redact(name, got)}')`}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}
+
+function redact(name: string, value: string): string {
+  return /SECRET|KEY|TOKEN|PASSWORD/.test(name) ? '<redacted>' : value.slice(0, 80);
+}
+
+export const int = (min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback);
+
+export const redisUrl = z
+  .string()
+  .regex(/^rediss?:\/\/\S+$/, {
+    error: 'must be a redis:// or rediss:// URL',
+  })
+  .default('redis://127.0.0.1:6379');
+
+export const logLevel = z
+  .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
+    error: 'must be one of trace, debug, info, warn, error, fatal, silent',
+  })
+  .default('info');
+
+export const keyPrefix = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'must be 1-32 characters of [A-Za-z0-9_-]' })
+  .default('chorus');
+
+export const instanceId = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be 1-64 characters of [A-Za-z0-9_.-]' });

@@ -1,0 +1,45 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ConfigError, instanceId, int, keyPrefix, logLevel, parseEnv, redisUrl, type Env } from './env.js';
+
+const origins = z
+  .string({ error: "is required: a comma list of allowed origins, or '*' for development" })
+  .transform((value) => value.split(',').map((o) => o.trim()).filter(Boolean))
+  .refine((list) => list.length > 0 && list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)), {
+    error: "must be '*' or a comma list of origins like https://chat.example.com",
+  });
+
+const gatewayShape = {
+  PORT: int(0, 65535, 8080),
+  HOST: z.string().default('0.0.0.0'),
+  REDIS_URL: redisUrl,
+  SESSION_SECRET: z
+    .string({ error: 'is required: a shared secret of at least 32 characters, the same on every gateway' })
+    .min(32, { error: 'must be at least 32 characters long' }),
+  ALLOWED_ORIGINS: origins,
+  GATEWAY_ID: instanceId.default(() => `gw-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`),
+  MAX_SOCKETS_PER_SESSION: int(1, 1000, 8),
+  LOG_LEVEL: logLevel,
+  KEY_PREFIX: keyPrefix,
+  HEARTBEAT_MS: int(200, 600_000, 30_000),
+  MAX_MESSAGE_BYTES: int(16, 1_048_576, 16_384),
+  MAX_FRAME_BYTES: int(1024, 67_108_864, 1_048_576),
+  DRAIN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
+  EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
+};
+
+export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
+
+export function loadGatewayConfig(env: Env = process.env) {
+  const config = parseEnv(gatewayShape, env);
+  // The hard cap must sit well above the protocol limit: frames up to 4x the limit get
+  // `too_large`, larger ones close 1009, and only past the cap does uWS drop the socket.
+  if (config.MAX_FRAME_BYTES <= config.MAX_MESSAGE_BYTES * 4) {
+    throw new ConfigError(
+      `invalid configuration:\n  MAX_FRAME_BYTES: must be more than 4 x MAX_MESSAGE_BYTES (${config.MAX_MESSAGE_BYTES * 4})`,
+    );
+  }
+  return config;
+}

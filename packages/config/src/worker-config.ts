@@ -1,0 +1,32 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { instanceId, int, keyPrefix, logLevel, parseEnv, redisUrl, type Env } from './env.js';
+
+const workerShape = {
+  REDIS_URL: redisUrl,
+  WORKER_ID: instanceId.default(() => `wk-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`),
+  METRICS_PORT: int(0, 65535, 9100),
+  WORKER_CONCURRENCY: int(1, 1000, 8),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.url({ error: 'must be an http(s) URL' }).optional(),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  LOG_LEVEL: logLevel,
+  KEY_PREFIX: keyPrefix,
+  LLM_TIMEOUT_MS: int(100, 600_000, 60_000),
+  LLM_MAX_RETRIES: int(0, 10, 2),
+  LEASE_TTL_MS: int(1_000, 600_000, 10_000),
+  JOB_TIMEOUT_MS: int(1_000, 3_600_000, 180_000),
+  DELTA_FLUSH_MS: int(0, 5_000, 40),
+  OFFLINE_CHUNK_DELAY_MS: int(0, 10_000, 30),
+  HISTORY_MAX_MESSAGES: int(2, 1_000, 40),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 20_000),
+  SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
+  EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
+};
+
+export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
+
+export function loadWorkerConfig(env: Env = process.env) {
+  return parseEnv(workerShape, env);
+}

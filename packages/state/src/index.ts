@@ -1,0 +1,16 @@
+export { KeySchema, CHAT_QUEUE, type SessionKeys } from './keys.js';
+export { createRedis, type Redis, type ConnectionOptions } from './redis-connection.js';
+export { decodeLiveMessage, encodeControl, type LiveMessage } from './live-message.js';
+export { SessionEvents, type StoredEvent } from './session-events.js';
+export {
+  MessageInbox,
+  type MessageRecord,
+  type AcceptResult,
+  type HistoryTurn,
+  type InboxSettings,
+} from './message-inbox.js';
+export { SessionLease } from './session-lease.js';
+export { SessionDirectory, type SocketEntry } from './session-directory.js';
+export { ClusterDirectory, type ClusterView, type MemberView, type Figures } from './cluster-directory.js';
+export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-store.js';
+export { createChatQueue, enqueueChat, chatJobId, type ChatJobData } from './chat-queue.js';

@@ -1,0 +1,78 @@
+/**
+ * Every Redis key and channel of Chorus, and nothing else builds one.
+ * A session's keys share the hash tag `{s:<id>}` so that Redis Cluster keeps them on one slot
+ * and Lua scripts may touch several of them at once.
+ */
+export interface SessionKeys {
+  /** hash: created, lastSeen */
+  meta: string;
+  /** hash: connectionId -> `<gatewayId>|<openedAtMs>` */
+  sockets: string;
+  /** stream: the session's events; entry ids are the protocol's eventIds */
+  events: string;
+  /** pub/sub channel: `<eventId>\n<body>` for events, `!<json>` for control messages */
+  channel: string;
+  /** hash: chat id -> JSON message record (idempotency and state) */
+  messages: string;
+  /** list: chat ids waiting for an answer, in ack order */
+  inbox: string;
+  /** string: the fencing token of the worker that holds the processing lease (PX) */
+  lease: string;
+  /** counter: last fencing token handed out */
+  fence: string;
+  /** list: JSON conversation turns, oldest first */
+  history: string;
+}
+
+export class KeySchema {
+  constructor(readonly prefix: string) {}
+
+  session(sessionId: string): SessionKeys {
+    const tag = `${this.prefix}:{s:${sessionId}}`;
+    return {
+      meta: `${tag}:meta`,
+      sockets: `${tag}:sockets`,
+      events: `${tag}:events`,
+      channel: `${tag}:live`,
+      messages: `${tag}:messages`,
+      inbox: `${tag}:inbox`,
+      lease: `${tag}:lease`,
+      fence: `${tag}:fence`,
+      history: `${tag}:history`,
+    };
+  }
+
+  /** zset: gatewayId -> heartbeat expiry (ms) */
+  get gateways(): string {
+    return `${this.prefix}:gateways`;
+  }
+  /** hash: a gateway's own figures, expiring with its heartbeat */
+  gatewayStats(gatewayId: string): string {
+    return `${this.prefix}:gateway:${gatewayId}`;
+  }
+  /** zset: workerId -> heartbeat expiry (ms) */
+  get workers(): string {
+    return `${this.prefix}:workers`;
+  }
+  workerStats(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}`;
+  }
+  /** zset: sessionId -> lease expiry (ms); a count, not a lock */
+  get processing(): string {
+    return `${this.prefix}:processing`;
+  }
+  /** hash: lifetime counters of the whole cluster */
+  get stats(): string {
+    return `${this.prefix}:stats`;
+  }
+  get graph(): { nodes: string; edges: string; version: string } {
+    const tag = `${this.prefix}:{graph}`;
+    return { nodes: `${tag}:nodes`, edges: `${tag}:edges`, version: `${tag}:version` };
+  }
+  /** BullMQ's prefix: one hash tag for all of a queue's keys. */
+  get queuePrefix(): string {
+    return `{${this.prefix}:bull}`;
+  }
+}
+
+export const CHAT_QUEUE = 'chat';

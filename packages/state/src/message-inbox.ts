@@ -1,0 +1,103 @@
+import type { Redis } from 'ioredis';
+import { encodeEventBody, type SessionEventBody } from '@chorus/protocol';
+import type { KeySchema } from './keys.js';
+import { runScript } from './scripts.js';
+
+export interface MessageRecord {
+  /** eventId of the message's `user.message`, which its `ack` carries too */
+  eventId: string;
+  text: string;
+  ts: number;
+  state: 'pending' | 'done';
+}
+
+export interface AcceptResult {
+  duplicate: boolean;
+  record: MessageRecord;
+}
+
+export interface HistoryTurn {
+  role: 'user' | 'assistant';
+  content: string;
+  /** chat id the turn belongs to */
+  id: string;
+}
+
+export interface InboxSettings {
+  eventsMaxLen: number;
+  sessionTtlSeconds: number;
+  historyMaxEntries: number;
+}
+
+/** A session's chat messages: idempotent acceptance, the ordered inbox, and their completion. */
+export class MessageInbox {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySchema,
+    private readonly settings: InboxSettings,
+  ) {}
+
+  /** Stores the message once, logs `user.message`, queues it; a resend returns the first record. */
+  async accept(sessionId: string, message: { id: string; text: string; ts: number }): Promise<AcceptResult> {
+    const k = this.keys.session(sessionId);
+    const body = encodeEventBody({ type: 'user.message', ...message });
+    const reply = (await runScript(
+      this.redis,
+      'acceptMessage',
+      [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence],
+      [message.id, body, message.text, message.ts, this.settings.eventsMaxLen, this.settings.sessionTtlSeconds],
+    )) as [string, string];
+    return { duplicate: reply[0] === 'duplicate', record: JSON.parse(reply[1]) as MessageRecord };
+  }
+
+  async get(sessionId: string, id: string): Promise<MessageRecord | null> {
+    const raw = await this.redis.hget(this.keys.session(sessionId).messages, id);
+    return raw ? (JSON.parse(raw) as MessageRecord) : null;
+  }
+
+  /** The oldest message still waiting for its answer. */
+  async head(sessionId: string): Promise<{ id: string; record: MessageRecord } | null> {
+    const k = this.keys.session(sessionId);
+    const id = await this.redis.lindex(k.inbox, 0);
+    if (id === null) return null;
+    const record = await this.get(sessionId, id);
+    return record ? { id, record } : null;
+  }
+
+  /**
+   * Ends a message's answer with its final event and appends the turns to the history; releases
+   * the lease (with `status: idle`) when nothing else waits. Null when the lease was lost.
+   */
+  async finish(
+    sessionId: string,
+    fence: number,
+    id: string,
+    finalEvent: SessionEventBody,
+    turns: HistoryTurn[],
+  ): Promise<{ eventId: string; waiting: number } | null> {
+    const k = this.keys.session(sessionId);
+    const reply = await runScript(
+      this.redis,
+      'finishMessage',
+      [k.lease, k.events, k.channel, k.messages, k.inbox, k.history],
+      [
+        fence,
+        id,
+        encodeEventBody(finalEvent),
+        encodeEventBody({ type: 'status', state: 'idle' }),
+        this.settings.eventsMaxLen,
+        this.settings.historyMaxEntries,
+        this.settings.sessionTtlSeconds,
+        ...turns.map((turn) => JSON.stringify(turn)),
+      ],
+    );
+    if (!Array.isArray(reply)) return null;
+    return { eventId: String(reply[0]), waiting: Number(reply[1]) };
+  }
+
+  /** The conversation so far, oldest first. */
+  async history(sessionId: string): Promise<HistoryTurn[]> {
+    const raw = await this.redis.lrange(this.keys.session(sessionId).history, 0, -1);
+    return raw.map((entry) => JSON.parse(entry) as HistoryTurn);
+  }
+}

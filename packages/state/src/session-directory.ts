@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import type { KeySchema } from './keys.js';
+
+export interface SocketEntry {
+  connectionId: string;
+  gatewayId: string;
+  openedAt: number;
+}
+
+/** Sessions and the session-to-socket map: which connection of which gateway serves a session. */
+export class SessionDirectory {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySchema,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  /** Records the session if it is new; true when it existed already. */
+  async ensure(sessionId: string, now = Date.now()): Promise<boolean> {
+    const k = this.keys.session(sessionId);
+    const [[, created]] = (await this.redis
+      .multi()
+      .hsetnx(k.meta, 'created', now)
+      .hset(k.meta, 'lastSeen', now)
+      .expire(k.meta, this.ttlSeconds)
+      .exec()) as [[Error | null, number]];
+    return created === 0;
+  }
+
+  /** Adds a socket and returns every socket the session has on live gateways, oldest first. */
+  async addSocket(sessionId: string, entry: SocketEntry, liveGateways: ReadonlySet<string>): Promise<SocketEntry[]> {
+    const key = this.keys.session(sessionId).sockets;
+    await this.redis
+      .multi()
+      .hset(key, entry.connectionId, `${entry.gatewayId}|${entry.openedAt}`)
+      .expire(key, this.ttlSeconds)
+      .exec();
+    const all = await this.sockets(sessionId);
+    const stale = all.filter((s) => !liveGateways.has(s.gatewayId) && s.gatewayId !== entry.gatewayId);
+    if (stale.length > 0) await this.redis.hdel(key, ...stale.map((s) => s.connectionId));
+    return all.filter((s) => !stale.includes(s));
+  }
+
+  async removeSocket(sessionId: string, connectionId: string): Promise<void> {
+    await this.redis.hdel(this.keys.session(sessionId).sockets, connectionId);
+  }
+
+  async sockets(sessionId: string): Promise<SocketEntry[]> {
+    const raw = await this.redis.hgetall(this.keys.session(sessionId).sockets);
+    return Object.entries(raw)
+      .map(([connectionId, value]) => {
+        const [gatewayId = '', openedAt = '0'] = value.split('|');
+        return { connectionId, gatewayId, openedAt: Number(openedAt) };
+      })
+      .sort((a, b) => a.openedAt - b.openedAt || a.connectionId.localeCompare(b.connectionId));
+  }
+}

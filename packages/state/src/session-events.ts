@@ -1,0 +1,42 @@
+import type { Redis } from 'ioredis';
+import { encodeEventBody, type SessionEventBody } from '@chorus/protocol';
+import type { KeySchema } from './keys.js';
+import { runScript } from './scripts.js';
+
+export interface StoredEvent {
+  eventId: string;
+  /** The encoded body, without eventId (see `withEventId`). */
+  body: string;
+}
+
+/** The per-session event log: a bounded stream plus live publication. */
+export class SessionEvents {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySchema,
+    private readonly maxLen: number,
+  ) {}
+
+  /** Appends an event for the holder of `fence`; null when that lease is lost. */
+  async appendAsLeaseHolder(sessionId: string, fence: number, body: SessionEventBody): Promise<string | null> {
+    const k = this.keys.session(sessionId);
+    const id = await runScript(this.redis, 'appendEvent', [k.lease, k.events, k.channel], [
+      fence,
+      encodeEventBody(body),
+      this.maxLen,
+    ]);
+    return typeof id === 'string' ? id : null;
+  }
+
+  /** Events strictly after `afterId`, oldest first, at most `count`. */
+  async readAfter(sessionId: string, afterId: string, count: number): Promise<StoredEvent[]> {
+    const entries = await this.redis.xrange(this.keys.session(sessionId).events, `(${afterId}`, '+', 'COUNT', count);
+    return entries.map(([eventId, fields]) => ({ eventId, body: fields[1] ?? '{}' }));
+  }
+
+  /** The oldest eventId still retained, or null for an empty log. */
+  async oldestEventId(sessionId: string): Promise<string | null> {
+    const [first] = await this.redis.xrange(this.keys.session(sessionId).events, '-', '+', 'COUNT', 1);
+    return first?.[0] ?? null;
+  }
+}

@@ -1,0 +1,76 @@
+import { parseClientFrame, type ChatFrame, type ClientFrame } from '@chorus/protocol';
+import { enqueueChat } from '@chorus/state';
+import type { Socket } from './connection.js';
+import type { GatewayContext } from './gateway-context.js';
+import { replay } from './replay.js';
+import { sendFrame } from './send.js';
+import { toWireError } from './wire-error.js';
+
+/** Handles one text frame of a socket; never throws. */
+export async function handleFrame(ws: Socket, ctx: GatewayContext, text: string, byteLength: number): Promise<void> {
+  const conn = ws.getUserData();
+  const parsed = parseClientFrame(text, byteLength, { maxMessageBytes: ctx.settings.maxMessageBytes });
+  if (!parsed.ok) {
+    ctx.stats.frameReceived('invalid');
+    ctx.stats.error(parsed.code);
+    sendFrame(ws, ctx.stats, {
+      type: 'error',
+      code: parsed.code,
+      message: parsed.message,
+      ...(parsed.frameType === 'chat' || parsed.frameType === 'cancel' ? { replyTo: parsed.id } : {}),
+    });
+    return;
+  }
+  const frame = parsed.frame;
+  ctx.stats.frameReceived(frame.type);
+  try {
+    await dispatch(ws, ctx, frame);
+  } catch (error) {
+    const wire = toWireError(error);
+    ctx.stats.error(wire.reason);
+    ctx.log.warn({ err: error, sessionId: conn.sessionId, connectionId: conn.connectionId, frame: frame.type }, 'frame failed');
+    sendFrame(ws, ctx.stats, {
+      type: 'error',
+      code: wire.code,
+      message: wire.message,
+      ...(frame.type === 'chat' || frame.type === 'cancel' ? { replyTo: frame.id } : {}),
+    });
+  }
+}
+
+async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Promise<void> {
+  switch (frame.type) {
+    case 'ping':
+      sendFrame(ws, ctx.stats, { type: 'pong', ts: Date.now() });
+      return;
+    case 'chat':
+      return acceptChat(ws, ctx, frame);
+    case 'cancel':
+      sendFrame(ws, ctx.stats, {
+        type: 'error',
+        code: 'bad_request',
+        message: 'cancel is not supported by this gateway version yet',
+        replyTo: frame.id,
+      });
+      return;
+    case 'resume':
+      await replay(ws, ctx, frame.lastEventId);
+      return;
+    default: {
+      const unreachable: never = frame;
+      throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
+async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
+  const { sessionId } = ws.getUserData();
+  const { record } = await ctx.inbox.accept(sessionId, { id: frame.id, text: frame.text, ts: Date.now() });
+  if (record.state === 'pending') {
+    // Also on a resend: the first attempt may have died between storing and queueing.
+    await enqueueChat(ctx.queue, { sessionId, messageId: frame.id });
+    ctx.stats.metrics.chatEnqueued();
+  }
+  sendFrame(ws, ctx.stats, { type: 'ack', id: frame.id, eventId: record.eventId });
+}

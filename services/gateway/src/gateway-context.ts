@@ -1,0 +1,45 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from '@chorus/observability';
+import type {
+  ChatJobData,
+  ClusterDirectory,
+  GraphStore,
+  KeySchema,
+  MessageInbox,
+  Redis,
+  SessionDirectory,
+  SessionEvents,
+} from '@chorus/state';
+import type { SessionFanout } from './session-fanout.js';
+import type { ReplicaStats } from './replica-stats.js';
+import type { SessionTokens } from './session-token.js';
+
+export interface GatewaySettings {
+  gatewayId: string;
+  version: string;
+  heartbeatMs: number;
+  maxMessageBytes: number;
+  maxFrameBytes: number;
+  maxSocketsPerSession: number;
+  allowedOrigins: string[];
+}
+
+/** What the socket and HTTP handlers use; built once in gateway.ts. */
+export interface GatewayContext {
+  settings: GatewaySettings;
+  log: Logger;
+  redis: Redis;
+  keys: KeySchema;
+  tokens: SessionTokens;
+  directory: SessionDirectory;
+  inbox: MessageInbox;
+  events: SessionEvents;
+  cluster: ClusterDirectory;
+  graph: GraphStore;
+  queue: Queue<ChatJobData>;
+  fanout: SessionFanout;
+  stats: ReplicaStats;
+  /** Gateways whose heartbeat is current, refreshed by the heartbeat loop. */
+  liveGateways: Set<string>;
+  draining: boolean;
+}

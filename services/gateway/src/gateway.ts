@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import type { GatewayConfig } from '@chorus/config';
+import { createRegistry, GatewayMetrics, type Logger } from '@chorus/observability';
+import { CloseCode } from '@chorus/protocol';
+import {
+  ClusterDirectory,
+  createChatQueue,
+  createRedis,
+  GraphStore,
+  KeySchema,
+  MessageInbox,
+  SessionDirectory,
+  SessionEvents,
+} from '@chorus/state';
+import { startLoop } from './background-loop.js';
+import type { Socket } from './connection.js';
+import type { GatewayContext } from './gateway-context.js';
+import { HealthReporter } from './health.js';
+import { loadIndexHtml, registerHttpRoutes } from './http-routes.js';
+import { ReplicaStats } from './replica-stats.js';
+import { SessionFanout } from './session-fanout.js';
+import { SessionTokens } from './session-token.js';
+import { uws, uwsNative, type us_listen_socket } from './uws.js';
+import { wsBehavior } from './ws-behavior.js';
+
+const HEARTBEAT_INTERVAL_MS = 5_000;
+const HEARTBEAT_TTL_MS = 15_000;
+
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface RunningGateway {
+  port: number;
+  /** Drains and stops; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+/** Builds a gateway from its configuration and starts listening. */
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  const startedAt = Date.now();
+  if (!uwsNative) {
+    log.error('uWebSockets.js native binary did not load: running on its slow ws fallback (see /health uws.native)');
+  }
+  const keys = new KeySchema(config.KEY_PREFIX);
+  const onRedisError = (role: string) => (error: Error) => log.warn({ err: error.message, role }, 'redis connection error');
+  const redis = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:commands`, onError: onRedisError('commands') });
+  const subscriber = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:events`, blocking: true, onError: onRedisError('events') });
+  const queueConnection = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:queue`, onError: onRedisError('queue') });
+  const registry = createRegistry('gateway', config.GATEWAY_ID);
+  const stats = new ReplicaStats(new GatewayMetrics(registry));
+  const app = uws.App();
+
+  const ctx: GatewayContext = {
+    settings: {
+      gatewayId: config.GATEWAY_ID,
+      version: VERSION,
+      heartbeatMs: config.HEARTBEAT_MS,
+      maxMessageBytes: config.MAX_MESSAGE_BYTES,
+      maxFrameBytes: config.MAX_FRAME_BYTES,
+      maxSocketsPerSession: config.MAX_SOCKETS_PER_SESSION,
+      allowedOrigins: config.ALLOWED_ORIGINS,
+    },
+    log,
+    redis,
+    keys,
+    tokens: new SessionTokens(config.SESSION_SECRET),
+    directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
+    inbox: new MessageInbox(redis, keys, {
+      eventsMaxLen: config.EVENTS_MAXLEN,
+      sessionTtlSeconds: config.SESSION_TTL_SECONDS,
+      historyMaxEntries: 0,
+    }),
+    events: new SessionEvents(redis, keys, config.EVENTS_MAXLEN),
+    cluster: new ClusterDirectory(redis, keys),
+    graph: new GraphStore(redis, keys),
+    queue: createChatQueue(queueConnection, keys),
+    fanout: new SessionFanout(app, subscriber, keys, stats, log),
+    stats,
+    liveGateways: new Set([config.GATEWAY_ID]),
+    draining: false,
+  };
+  ctx.queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
+
+  const sockets = new Set<Socket>();
+  const behavior = wsBehavior(ctx);
+  app.ws('/ws', {
+    ...behavior,
+    open: (ws) => {
+      sockets.add(ws);
+      behavior.open?.(ws);
+    },
+    close: (ws, code, message) => {
+      sockets.delete(ws);
+      behavior.close?.(ws, code, message);
+    },
+  });
+  const health = new HealthReporter(ctx, startedAt, uwsNative);
+  registerHttpRoutes(app, { ctx, health, registry, indexHtml: loadIndexHtml() });
+
+  const heartbeat = async () => {
+    await ctx.cluster.heartbeat(
+      'gateway',
+      config.GATEWAY_ID,
+      {
+        active_connections: stats.activeConnections,
+        unique_browser_sessions: stats.uniqueSessions,
+        processing_connections: stats.processingConnections,
+        total_connections: stats.totalConnections,
+        total_messages: stats.totalMessages,
+        total_errors: stats.totalErrors,
+      },
+      HEARTBEAT_TTL_MS,
+    );
+    ctx.liveGateways = new Set([config.GATEWAY_ID, ...(await ctx.cluster.liveIds('gateway'))]);
+  };
+  const countError = () => stats.error('background_loop');
+  await heartbeat().catch((error: unknown) => log.warn({ err: error }, 'first heartbeat failed; Redis unreachable?'));
+  const loops = [
+    startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
+    startLoop('liveness', Math.min(config.HEARTBEAT_MS / 2, 5_000), () => {
+      const deadline = Date.now() - 2 * config.HEARTBEAT_MS;
+      for (const ws of sockets) {
+        const conn = ws.getUserData();
+        if (!conn.closed && conn.lastSeen < deadline) ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
+      }
+    }, log, countError),
+  ];
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.HOST, config.PORT, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}`));
+    });
+  });
+  const port = uws.us_socket_local_port(listenSocket);
+  log.info({ port, gatewayId: config.GATEWAY_ID, uwsNative, version: VERSION }, 'gateway listening');
+
+  let stopping: Promise<void> | null = null;
+  const stop = async () => {
+    ctx.draining = true;
+    log.info({ sockets: sockets.size }, 'draining: closing sockets with 1001');
+    for (const ws of [...sockets]) ws.end(CloseCode.draining, 'gateway draining; reconnect');
+    const deadline = Date.now() + config.DRAIN_TIMEOUT_MS;
+    while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const ws of [...sockets]) ws.close();
+    uws.us_listen_socket_close(listenSocket);
+    await Promise.all(loops.map((loop) => loop.stop()));
+    await ctx.cluster.leave('gateway', config.GATEWAY_ID).catch(() => undefined);
+    await ctx.queue.close().catch(() => undefined);
+    for (const connection of [redis, subscriber, queueConnection]) connection.disconnect();
+    log.info('gateway stopped');
+  };
+  return {
+    port,
+    stop: () => (stopping ??= stop()),
+  };
+}

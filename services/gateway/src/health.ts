@@ -1,0 +1,136 @@
+import type { ClusterView } from '@chorus/state';
+import type { GatewayContext } from './gateway-context.js';
+
+const SNAPSHOT_MAX_AGE_MS = 1_000;
+const REDIS_PROBE_TIMEOUT_MS = 1_000;
+
+interface ClusterSnapshot {
+  redis: { status: 'up' | 'down'; latency_ms: number | null };
+  view: ClusterView;
+  queue: { waiting: number; active: number; delayed: number; failed: number };
+  graph: { nodes: number; edges: number };
+}
+
+const EMPTY: ClusterSnapshot = {
+  redis: { status: 'down', latency_ms: null },
+  view: { gateways: [], workers: [], processingSessions: 0 },
+  queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
+  graph: { nodes: 0, edges: 0 },
+};
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+const sum = (view: ClusterView['gateways'], figure: string) =>
+  view.reduce((total, member) => total + (member.figures[figure] ?? 0), 0);
+
+/**
+ * Assembles /health: this replica's figures live, the cluster's from Redis at most one second
+ * old, fetched once however many requests ask at the same moment.
+ */
+export class HealthReporter {
+  private snapshot: ClusterSnapshot = EMPTY;
+  private fetchedAt = 0;
+  private inFlight: Promise<ClusterSnapshot> | null = null;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly startedAt: number,
+    private readonly uwsNative: boolean,
+  ) {}
+
+  async report(): Promise<{ healthy: boolean; body: Record<string, unknown> }> {
+    const cluster = await this.cluster();
+    const { stats, settings } = this.ctx;
+    const now = Date.now();
+    const uptime = (now - this.startedAt) / 1000;
+    const redisUp = cluster.redis.status === 'up';
+    const degraded = !this.uwsNative || this.ctx.draining || cluster.view.workers.length === 0;
+    const agents = Math.max(0, ...cluster.view.workers.map((w) => w.figures.agents ?? 0));
+    const body = {
+      status: !redisUp ? 'unhealthy' : degraded ? 'degraded' : 'healthy',
+      service: 'chorus-gateway',
+      version: settings.version,
+      gatewayId: settings.gatewayId,
+      timestamp: now / 1000,
+      uptime_seconds: Math.round(uptime),
+      uptime_hours: Math.round((uptime / 3600) * 100) / 100,
+      websocket_metrics: {
+        active_connections: stats.activeConnections,
+        unique_browser_sessions: stats.uniqueSessions,
+        processing_connections: stats.processingConnections,
+        pending_swaps: 0,
+        total_connections_lifetime: stats.totalConnections,
+        total_errors: stats.totalErrors,
+        total_messages: stats.totalMessages,
+        avg_messages_per_connection:
+          stats.totalConnections === 0 ? 0 : Math.round((stats.totalMessages / stats.totalConnections) * 100) / 100,
+      },
+      cluster: {
+        gateways: cluster.view.gateways.length,
+        workers: cluster.view.workers.length,
+        active_connections: sum(cluster.view.gateways, 'active_connections'),
+        unique_browser_sessions: sum(cluster.view.gateways, 'unique_browser_sessions'),
+        processing_sessions: cluster.view.processingSessions,
+        queue: cluster.queue,
+      },
+      knowledge_graph: cluster.graph,
+      agents,
+      redis: cluster.redis,
+      uws: { native: this.uwsNative },
+      draining: this.ctx.draining,
+    };
+    return { healthy: redisUp, body };
+  }
+
+  /** True when Redis answered recently; used by /readyz. */
+  async redisUp(): Promise<boolean> {
+    return (await this.cluster()).redis.status === 'up';
+  }
+
+  private async cluster(): Promise<ClusterSnapshot> {
+    if (Date.now() - this.fetchedAt < SNAPSHOT_MAX_AGE_MS) return this.snapshot;
+    this.inFlight ??= this.fetch().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private async fetch(): Promise<ClusterSnapshot> {
+    const { redis, cluster, queue } = this.ctx;
+    const started = performance.now();
+    try {
+      await withTimeout(redis.ping(), REDIS_PROBE_TIMEOUT_MS);
+      const latency = Math.round((performance.now() - started) * 100) / 100;
+      const [view, counts, graph] = await withTimeout(
+        Promise.all([cluster.view(), queue.getJobCounts('wait', 'active', 'delayed', 'failed'), this.graphCounts()]),
+        REDIS_PROBE_TIMEOUT_MS * 2,
+      );
+      this.snapshot = {
+        redis: { status: 'up', latency_ms: latency },
+        view,
+        queue: {
+          waiting: counts.wait ?? 0,
+          active: counts.active ?? 0,
+          delayed: counts.delayed ?? 0,
+          failed: counts.failed ?? 0,
+        },
+        graph,
+      };
+    } catch (error) {
+      this.ctx.stats.error('health_probe');
+      this.ctx.log.warn({ err: error }, 'health probe failed');
+      this.snapshot = { ...this.snapshot, redis: { status: 'down', latency_ms: null } };
+    }
+    this.fetchedAt = Date.now();
+    return this.snapshot;
+  }
+
+  private graphCounts(): Promise<{ nodes: number; edges: number }> {
+    return this.ctx.graph.counts();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Gathers streamed text and writes it at most once per window, in order, so a long reply costs
+ * tens of events rather than one per token. A failed write surfaces on the next push or flush.
+ */
+export class DeltaCoalescer {
+  private buffer = '';
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly write: (text: string) => Promise<void>,
+  ) {}
+
+  push(text: string): void {
+    if (this.failure) throw this.failure;
+    this.buffer += text;
+    if (this.windowMs === 0) this.drain();
+    else this.timer ??= setTimeout(() => this.drain(), this.windowMs);
+  }
+
+  /** Writes what is buffered and waits for every write so far. */
+  async flush(): Promise<void> {
+    this.drain();
+    await this.writing;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Drops what is buffered and stops the timer (the reply ends another way). */
+  discard(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.buffer = '';
+  }
+
+  private drain(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.buffer === '') return;
+    const text = this.buffer;
+    this.buffer = '';
+    this.writing = this.writing.then(() => this.write(text)).catch((error: unknown) => {
+      this.failure ??= error;
+    });
+  }
+}

@@ -1,0 +1,24 @@
+import type { Logger, WorkerMetrics } from '@chorus/observability';
+import type { MessageInbox, SessionEvents, SessionLease } from '@chorus/state';
+import type { KnowledgeBase } from './knowledge/knowledge-base.js';
+import type { ChatModel } from './providers/chat-model.js';
+
+export interface WorkerSettings {
+  workerId: string;
+  leaseTtlMs: number;
+  jobTimeoutMs: number;
+  deltaFlushMs: number;
+  historyMaxMessages: number;
+}
+
+/** What job processing uses; built once in worker.ts. */
+export interface WorkerContext {
+  settings: WorkerSettings;
+  log: Logger;
+  metrics: WorkerMetrics;
+  events: SessionEvents;
+  inbox: MessageInbox;
+  lease: SessionLease;
+  knowledge: KnowledgeBase;
+  model: ChatModel;
+}

@@ -1,0 +1,170 @@
+import type { AddressInfo } from 'node:net';
+import { Worker } from 'bullmq';
+import type { WorkerConfig } from '@chorus/config';
+import { createRegistry, WorkerMetrics, type Logger } from '@chorus/observability';
+import {
+  CHAT_QUEUE,
+  ClusterDirectory,
+  createChatQueue,
+  createRedis,
+  GraphStore,
+  KeySchema,
+  MessageInbox,
+  SessionEvents,
+  SessionLease,
+  type ChatJobData,
+} from '@chorus/state';
+import { AGENT_COUNT } from './agent.js';
+import { createChatProcessor } from './chat-processor.js';
+import { KnowledgeBase } from './knowledge/knowledge-base.js';
+import { seedKnowledgeGraph } from './knowledge/seed.js';
+import { startMetricsServer } from './metrics-server.js';
+import type { ChatModel } from './providers/chat-model.js';
+import { OfflineModel } from './providers/offline-model.js';
+import { OpenAIModel } from './providers/openai-model.js';
+import type { WorkerContext } from './worker-context.js';
+
+const HEARTBEAT_INTERVAL_MS = 5_000;
+const HEARTBEAT_TTL_MS = 15_000;
+const GRAPH_REFRESH_MS = 60_000;
+
+export interface RunningWorker {
+  metricsPort: number;
+  /** Takes no new job, finishes or hands back the ones in hand; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  const keys = new KeySchema(config.KEY_PREFIX);
+  const onRedisError = (role: string) => (error: Error) => log.warn({ err: error.message, role }, 'redis connection error');
+  const redis = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:commands`, onError: onRedisError('commands') });
+  const bullConnection = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:jobs`, blocking: true, onError: onRedisError('jobs') });
+  const queueConnection = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:queue`, onError: onRedisError('queue') });
+  const registry = createRegistry('worker', config.WORKER_ID);
+  const metrics = new WorkerMetrics(registry);
+  const graphStore = new GraphStore(redis, keys);
+  const knowledge = new KnowledgeBase(graphStore);
+  const cluster = new ClusterDirectory(redis, keys);
+  const queue = createChatQueue(queueConnection, keys);
+  queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
+
+  const seeded = await seedKnowledgeGraph(graphStore);
+  await knowledge.refresh();
+  log.info({ ...seeded, inMemory: knowledge.size }, 'knowledge graph ready');
+
+  const model: ChatModel = config.OPENAI_API_KEY
+    ? new OpenAIModel({
+        apiKey: config.OPENAI_API_KEY,
+        baseURL: config.OPENAI_BASE_URL,
+        model: config.OPENAI_MODEL,
+        timeoutMs: config.LLM_TIMEOUT_MS,
+        maxRetries: config.LLM_MAX_RETRIES,
+      })
+    : new OfflineModel(knowledge, config.OFFLINE_CHUNK_DELAY_MS);
+  if (model.offline) log.warn('OPENAI_API_KEY is not set: answering offline from the knowledge graph');
+
+  const ctx: WorkerContext = {
+    settings: {
+      workerId: config.WORKER_ID,
+      leaseTtlMs: config.LEASE_TTL_MS,
+      jobTimeoutMs: config.JOB_TIMEOUT_MS,
+      deltaFlushMs: config.DELTA_FLUSH_MS,
+      historyMaxMessages: config.HISTORY_MAX_MESSAGES,
+    },
+    log,
+    metrics,
+    events: new SessionEvents(redis, keys, config.EVENTS_MAXLEN),
+    inbox: new MessageInbox(redis, keys, {
+      eventsMaxLen: config.EVENTS_MAXLEN,
+      sessionTtlSeconds: config.SESSION_TTL_SECONDS,
+      historyMaxEntries: config.HISTORY_MAX_MESSAGES,
+    }),
+    lease: new SessionLease(redis, keys, config.LEASE_TTL_MS),
+    knowledge,
+    model,
+  };
+
+  const shutdown = new AbortController();
+  const processChat = createChatProcessor(ctx, shutdown.signal);
+  let activeJobs = 0;
+  const worker = new Worker<ChatJobData>(
+    CHAT_QUEUE,
+    async (job, token) => {
+      activeJobs++;
+      try {
+        return await processChat(job, token);
+      } finally {
+        activeJobs--;
+      }
+    },
+    {
+    connection: bullConnection,
+    prefix: keys.queuePrefix,
+    concurrency: config.WORKER_CONCURRENCY,
+    // A dead worker's job is taken over within ~15 s: its lock lapses after 10 s and the
+    // stalled check runs every 5 s.
+    lockDuration: 10_000,
+    stalledInterval: 5_000,
+    maxStalledCount: 3,
+    },
+  );
+  worker.on('error', (error) => log.warn({ err: error.message }, 'worker error'));
+  worker.on('failed', (job, error) => log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed'));
+
+  const heartbeat = async () => {
+    await cluster.heartbeat(
+      'worker',
+      config.WORKER_ID,
+      { agents: AGENT_COUNT, concurrency: config.WORKER_CONCURRENCY, active_jobs: activeJobs, offline: model.offline ? 1 : 0 },
+      HEARTBEAT_TTL_MS,
+    );
+    metrics.queueSampled(await queue.getJobCounts('wait', 'active', 'delayed', 'failed'));
+  };
+  const loop = (name: string, ms: number, run: () => Promise<void>) => {
+    const timer = setInterval(() => run().catch((error: unknown) => log.warn({ err: error, loop: name }, 'background loop failed')), ms);
+    timer.unref();
+    return timer;
+  };
+  await heartbeat();
+  const timers = [loop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat), loop('graph-refresh', GRAPH_REFRESH_MS, () => knowledge.refresh())];
+
+  const health = async () => {
+    const redisUp = await redis.ping().then(() => true, () => false);
+    return {
+      healthy: redisUp,
+      body: {
+        status: redisUp ? 'healthy' : 'unhealthy',
+        service: 'chorus-worker',
+        workerId: config.WORKER_ID,
+        provider: model.offline ? 'offline' : 'openai',
+        model: model.model,
+        agents: AGENT_COUNT,
+        active_jobs: activeJobs,
+        knowledge_graph: { nodes: knowledge.size },
+        redis: { status: redisUp ? 'up' : 'down' },
+      },
+    };
+  };
+  const server = await startMetricsServer(config.METRICS_PORT, registry, health);
+  const metricsPort = (server.address() as AddressInfo).port;
+  log.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, model: model.model }, 'worker started');
+
+  let stopping: Promise<void> | null = null;
+  const stop = async () => {
+    log.info('stopping: taking no new jobs');
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
+    const closed = worker.close();
+    if ((await Promise.race([closed.then(() => 'closed' as const), deadline])) === 'timeout') {
+      log.warn('jobs still running at the deadline: handing them back');
+      shutdown.abort(new Error('worker shutting down'));
+      await closed;
+    }
+    for (const timer of timers) clearInterval(timer);
+    await cluster.leave('worker', config.WORKER_ID).catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    server.close();
+    for (const connection of [redis, bullConnection, queueConnection]) connection.disconnect();
+    log.info('worker stopped');
+  };
+  return { metricsPort, stop: () => (stopping ??= stop()) };
+}

@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, Socket } from 'node:net';
+
+export interface TestRedis {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Answers PING within 500 ms. */
+export function redisReachable(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.connect(Number(port || 6379), hostname, () => socket.write('PING\r\n'));
+    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
+  });
+}
+
+/** Starts `redis-server` on a free port, in memory only. */
+export async function startRedisServer(port?: number): Promise<TestRedis & { process: ChildProcess }> {
+  const chosen = port ?? (await freePort());
+  const child = spawn('redis-server', ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (error) => reject(new Error(`cannot start redis-server (is it installed?): ${error.message}`)));
+  });
+  const url = `redis://127.0.0.1:${chosen}`;
+  const deadline = Date.now() + 10_000;
+  while (!(await Promise.race([redisReachable(url), failed]))) {
+    if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${chosen}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    port: chosen,
+    process: child,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export async function provideRedis(): Promise<TestRedis> {
+  const fromEnv = process.env.REDIS_URL;
+  if (fromEnv && (await redisReachable(fromEnv))) {
+    const port = Number(new URL(fromEnv).port || 6379);
+    return { url: fromEnv, port, stop: async () => undefined };
+  }
+  return startRedisServer();
+}

@@ -1,0 +1,80 @@
+import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { randomPrefix, startGateway, startWorker, type GatewayProcess, type WorkerProcess } from './service-process.js';
+
+export interface ClusterOptions {
+  gateways?: number;
+  workers?: number;
+  /** Environment for every process. */
+  env?: Record<string, string>;
+  gatewayEnv?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+}
+
+/**
+ * Gateways and workers as real processes sharing the run's Redis under a key prefix of their own;
+ * `stop()` kills them and deletes the prefix's keys.
+ */
+export class TestCluster {
+  readonly gateways: GatewayProcess[] = [];
+  readonly workers: WorkerProcess[] = [];
+  readonly prefix = randomPrefix();
+  readonly redisUrl = inject('redisUrl');
+
+  private constructor(private readonly options: ClusterOptions) {}
+
+  static async start(options: ClusterOptions = {}): Promise<TestCluster> {
+    const cluster = new TestCluster(options);
+    try {
+      await Promise.all([
+        ...Array.from({ length: options.gateways ?? 2 }, () => cluster.addGateway()),
+        ...Array.from({ length: options.workers ?? 1 }, () => cluster.addWorker()),
+      ]);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get env(): Record<string, string> {
+    return { REDIS_URL: this.redisUrl, KEY_PREFIX: this.prefix, ...this.options.env };
+  }
+
+  async addGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
+    const gateway = await startGateway({ ...this.env, ...this.options.gatewayEnv, ...env });
+    this.gateways.push(gateway);
+    return gateway;
+  }
+
+  async addWorker(env: Record<string, string> = {}): Promise<WorkerProcess> {
+    const worker = await startWorker({ OFFLINE_CHUNK_DELAY_MS: '2', ...this.env, ...this.options.workerEnv, ...env });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  gateway(index: number): GatewayProcess {
+    const gateway = this.gateways[index];
+    if (!gateway) throw new Error(`no gateway ${index}`);
+    return gateway;
+  }
+
+  /** A Redis connection of the test's own, closed by stop(). */
+  redis(): Redis {
+    this.connection ??= new Redis(this.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    return this.connection;
+  }
+  private connection: Redis | undefined;
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.gateways, ...this.workers].map((p) => p.kill('SIGKILL')));
+    const redis = this.redis();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `*${this.prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+}

@@ -1,7 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 const unit = (name: string, root: string) => ({
-  test: { name, root, include: ['src/**/*.test.ts'], globalSetup: ['../../test/support/global-setup.ts'] },
+  test: {
+    name,
+    root,
+    include: ['src/**/*.test.ts'],
+    globalSetup: ['../../test/support/global-setup.ts'],
+  },
 });
 
 export default defineConfig({

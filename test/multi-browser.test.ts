@@ -16,7 +16,11 @@ describe('multi-browser', () => {
   };
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ gateways: 2, workers: 1, workerEnv: { OFFLINE_CHUNK_DELAY_MS: '15' } });
+    cluster = await TestCluster.start({
+      gateways: 2,
+      workers: 1,
+      workerEnv: { OFFLINE_CHUNK_DELAY_MS: '15' },
+    });
   });
   afterAll(async () => {
     for (const browser of browsers) browser.terminate();
@@ -33,7 +37,12 @@ describe('multi-browser', () => {
 
   it('a single browser chats and sees the whole conversation in order', async () => {
     const { browser, welcome } = await open(0);
-    expect(welcome).toMatchObject({ type: 'welcome', protocol: 1, resumed: false, heartbeatMs: 30_000 });
+    expect(welcome).toMatchObject({
+      type: 'welcome',
+      protocol: 1,
+      resumed: false,
+      heartbeatMs: 30_000,
+    });
     expect(welcome.sessionId).toMatch(/^[A-Za-z0-9_-]{22}$/);
     browser.chat('m1', 'What is a hash table?');
     const ack = await browser.next('ack');
@@ -52,7 +61,10 @@ describe('multi-browser', () => {
     const first = await open(0);
     first.browser.close();
     await first.browser.closed;
-    const { browser, welcome } = await open(1, { session: String(first.welcome.sessionId), token: String(first.welcome.token) });
+    const { browser, welcome } = await open(1, {
+      session: String(first.welcome.sessionId),
+      token: String(first.welcome.token),
+    });
     expect(welcome).toMatchObject({ sessionId: first.welcome.sessionId, resumed: true });
     expect(welcome.gatewayId).not.toBe(first.welcome.gatewayId);
     browser.chat('after-move', 'Explain TCP');
@@ -63,8 +75,14 @@ describe('multi-browser', () => {
     const { browser: a, welcome } = await open(0);
     a.chat('long', 'Tell me about graph algorithms like Dijkstra and breadth-first search');
     await a.next('reply.delta');
-    const { browser: b } = await open(1, { session: String(welcome.sessionId), token: String(welcome.token) });
-    const [replyA] = await Promise.all([a.reply('long'), b.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'long')]);
+    const { browser: b } = await open(1, {
+      session: String(welcome.sessionId),
+      token: String(welcome.token),
+    });
+    const [replyA] = await Promise.all([
+      a.reply('long'),
+      b.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'long'),
+    ]);
     const endB = b.frames.find((f) => f.type === 'reply.end' && f.replyTo === 'long');
     expect(endB?.text).toBe(replyA.end.text);
 
@@ -79,10 +97,14 @@ describe('multi-browser', () => {
   it('five browsers at once each get their own answer and nothing of the others', async () => {
     const five = await Promise.all([0, 1, 0, 1, 0].map((gateway) => open(gateway)));
     five.forEach(({ browser }, i) => browser.chat(`q${i}`, `What is a binary tree? (${i})`));
-    const replies = await Promise.all(five.map(({ browser }, i) => expectWholeReply(browser, `q${i}`)));
+    const replies = await Promise.all(
+      five.map(({ browser }, i) => expectWholeReply(browser, `q${i}`)),
+    );
     expect(replies).toHaveLength(5);
     five.forEach(({ browser }, i) => {
-      const foreign = browser.frames.filter((f: Frame) => typeof f.replyTo === 'string' && f.replyTo !== `q${i}`);
+      const foreign = browser.frames.filter(
+        (f: Frame) => typeof f.replyTo === 'string' && f.replyTo !== `q${i}`,
+      );
       expect(foreign).toEqual([]);
     });
   });
@@ -114,17 +136,28 @@ describe('multi-browser', () => {
     await c.waitFor((f) => f.type === 'status' && f.state === 'idle');
     await a.waitFor((f) => f.type === 'status' && f.state === 'idle');
     expect(idsOf(a)).toEqual(idsOf(c));
-    for (const browser of [a, c]) await browser.waitFor((f) => f.type === 'user.message' && f.id === 'shared');
+    for (const browser of [a, c])
+      await browser.waitFor((f) => f.type === 'user.message' && f.id === 'shared');
   });
 
   it('bad frames are answered with bad_request and the socket keeps working', async () => {
     const { browser } = await open(1);
-    const bad = ['not json', '[]', '{"type":"dance"}', '{"type":"chat","id":"bad id!","text":"x"}', '{"type":"chat","id":"ok","text":""}'];
+    const bad = [
+      'not json',
+      '[]',
+      '{"type":"dance"}',
+      '{"type":"chat","id":"bad id!","text":"x"}',
+      '{"type":"chat","id":"ok","text":""}',
+    ];
     for (const frame of bad) browser.send(frame);
     browser.socket.send(Buffer.from([1, 2, 3]), { binary: true });
-    await browser.waitFor(() => browser.frames.filter((f) => f.type === 'error').length === bad.length + 1);
+    await browser.waitFor(
+      () => browser.frames.filter((f) => f.type === 'error').length === bad.length + 1,
+    );
     const errors = browser.frames.filter((f) => f.type === 'error');
-    expect(errors.every((f) => f.code === 'bad_request' && typeof f.message === 'string')).toBe(true);
+    expect(errors.every((f) => f.code === 'bad_request' && typeof f.message === 'string')).toBe(
+      true,
+    );
     expect(errors.map((f) => f.message)).toContain('frame is not valid JSON');
     browser.send({ type: 'ping' });
     await expect(browser.next('pong')).resolves.toMatchObject({ ts: expect.any(Number) });

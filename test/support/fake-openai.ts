@@ -21,9 +21,9 @@ export class FakeOpenAI {
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<FakeOpenAI> {
-    let fake: FakeOpenAI | undefined;
-    const server = createServer((req, res) => void fake?.handle(req, res));
-    fake = new FakeOpenAI(server);
+    const handlers: { fake?: FakeOpenAI } = {};
+    const server = createServer((req, res) => void handlers.fake?.handle(req, res));
+    const fake = (handlers.fake = new FakeOpenAI(server));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return fake;
   }
@@ -48,10 +48,11 @@ export class FakeOpenAI {
     const body = JSON.parse(raw) as ChatBody;
     this.requests.push(body);
     const text = [...body.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-    const error = (status: number, headers: Record<string, string> = {}) =>
+    const error = (status: number, headers: Record<string, string> = {}): void => {
       res
         .writeHead(status, { 'content-type': 'application/json', ...headers })
         .end(JSON.stringify({ error: { message: `fake ${status}`, type: 'server_error' } }));
+    };
 
     if (text.includes('FAIL500')) return error(500);
     if (text.includes('FAIL429ONCE') && !this.failedOnce.has(text)) {
@@ -63,7 +64,8 @@ export class FakeOpenAI {
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const send = (data: unknown) => res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    const send = (data: unknown) =>
+      res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
     const chunk = (content: string) => ({
       id: 'chatcmpl-fake',
       object: 'chat.completion.chunk',
@@ -89,7 +91,11 @@ export class FakeOpenAI {
       created: 0,
       model: body.model,
       choices: [],
-      usage: { prompt_tokens: 10, completion_tokens: words.length, total_tokens: 10 + words.length },
+      usage: {
+        prompt_tokens: 10,
+        completion_tokens: words.length,
+        total_tokens: 10 + words.length,
+      },
     });
     send('[DONE]');
     res.end();

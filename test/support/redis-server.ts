@@ -13,7 +13,11 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -35,13 +39,21 @@ export function redisReachable(url: string): Promise<boolean> {
 }
 
 /** Starts `redis-server` on a free port, in memory only. */
-export async function startRedisServer(port?: number): Promise<TestRedis & { process: ChildProcess }> {
+export async function startRedisServer(
+  port?: number,
+): Promise<TestRedis & { process: ChildProcess }> {
   const chosen = port ?? (await freePort());
-  const child = spawn('redis-server', ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const failed = new Promise<never>((_, reject) => {
-    child.once('error', (error) => reject(new Error(`cannot start redis-server (is it installed?): ${error.message}`)));
+    child.once('error', (error) =>
+      reject(new Error(`cannot start redis-server (is it installed?): ${error.message}`)),
+    );
   });
   const url = `redis://127.0.0.1:${chosen}`;
   const deadline = Date.now() + 10_000;
@@ -66,7 +78,7 @@ export async function provideRedis(): Promise<TestRedis> {
   const fromEnv = process.env.REDIS_URL;
   if (fromEnv && (await redisReachable(fromEnv))) {
     const port = Number(new URL(fromEnv).port || 6379);
-    return { url: fromEnv, port, stop: async () => undefined };
+    return { url: fromEnv, port, stop: () => Promise.resolve() };
   }
   return startRedisServer();
 }

@@ -43,7 +43,9 @@ export class ServiceProcess {
       this.stderr.push(chunk.toString());
       for (const listener of this.listeners) listener();
     });
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
   }
 
   static spawn(name: string, main: string, env: Record<string, string>): ServiceProcess {
@@ -66,11 +68,19 @@ export class ServiceProcess {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`${this.name}: no matching log line in ${timeoutMs} ms; stderr: ${this.stderr.join('')}`));
+        reject(
+          new Error(
+            `${this.name}: no matching log line in ${timeoutMs} ms; stderr: ${this.stderr.join('')}`,
+          ),
+        );
       }, timeoutMs);
       const onExit = ({ code }: { code: number | null }) => {
         cleanup();
-        reject(new Error(`${this.name} exited (${code}) before logging that; stderr: ${this.stderr.join('')}`));
+        reject(
+          new Error(
+            `${this.name} exited (${code}) before logging that; stderr: ${this.stderr.join('')}`,
+          ),
+        );
       };
       const cleanup = () => {
         clearTimeout(timer);
@@ -83,7 +93,9 @@ export class ServiceProcess {
   }
 
   /** Sends a signal and waits for the exit. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async kill(
+    signal: NodeJS.Signals = 'SIGKILL',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
   }

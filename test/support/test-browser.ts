@@ -27,7 +27,9 @@ export class TestBrowser {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data, isBinary) => {
-      this.frames.push(isBinary ? { type: '<binary>' } : (JSON.parse(data.toString()) as Frame));
+      this.frames.push(
+        isBinary ? { type: '<binary>' } : (JSON.parse((data as Buffer).toString('utf8')) as Frame),
+      );
       for (const waiter of [...this.waiters]) waiter();
     });
     this.closed = new Promise((resolve) => {
@@ -55,13 +57,18 @@ export class TestBrowser {
       });
       const browser = new TestBrowser(socket);
       socket.once('open', () => resolve(browser));
-      socket.once('unexpected-response', (_req, res) => reject(new UpgradeRefused(res.statusCode ?? 0)));
+      socket.once('unexpected-response', (_req, res) =>
+        reject(new UpgradeRefused(res.statusCode ?? 0)),
+      );
       socket.once('error', reject);
     });
   }
 
   /** Opens a socket and waits for its welcome. */
-  static async open(base: string, options: ConnectOptions = {}): Promise<{ browser: TestBrowser; welcome: Frame }> {
+  static async open(
+    base: string,
+    options: ConnectOptions = {},
+  ): Promise<{ browser: TestBrowser; welcome: Frame }> {
     const browser = await TestBrowser.connect(base, options);
     return { browser, welcome: await browser.next('welcome') };
   }
@@ -106,7 +113,10 @@ export class TestBrowser {
 
   /** Waits for the answer to a chat id: its last reply.start, the deltas after it, and reply.end. */
   async reply(id: string, timeoutMs = 20_000): Promise<Reply> {
-    const end = await this.waitFor((f) => (f.type === 'reply.end' || f.type === 'error') && f.replyTo === id, timeoutMs);
+    const end = await this.waitFor(
+      (f) => (f.type === 'reply.end' || f.type === 'error') && f.replyTo === id,
+      timeoutMs,
+    );
     if (end.type === 'error') throw new Error(`reply to ${id} failed: ${JSON.stringify(end)}`);
     const mine = this.frames.filter((f) => f.replyTo === id);
     const startIndex = mine.map((f) => f.type).lastIndexOf('reply.start');

@@ -1,6 +1,12 @@
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { randomPrefix, startGateway, startWorker, type GatewayProcess, type WorkerProcess } from './service-process.js';
+import {
+  randomPrefix,
+  startGateway,
+  startWorker,
+  type GatewayProcess,
+  type WorkerProcess,
+} from './service-process.js';
 
 export interface ClusterOptions {
   gateways?: number;
@@ -48,7 +54,12 @@ export class TestCluster {
   }
 
   async addWorker(env: Record<string, string> = {}): Promise<WorkerProcess> {
-    const worker = await startWorker({ OFFLINE_CHUNK_DELAY_MS: '2', ...this.env, ...this.options.workerEnv, ...env });
+    const worker = await startWorker({
+      OFFLINE_CHUNK_DELAY_MS: '2',
+      ...this.env,
+      ...this.options.workerEnv,
+      ...env,
+    });
     this.workers.push(worker);
     return worker;
   }

@@ -22,17 +22,24 @@ describe('gateway config', () => {
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
     expect(message).toContain("PORT: must be a number (got 'eighty')");
-    expect(message).toContain("SESSION_SECRET: must be at least 32 characters long (got '<redacted>')");
+    expect(message).toContain(
+      "SESSION_SECRET: must be at least 32 characters long (got '<redacted>')",
+    );
     expect(message).toContain('ALLOWED_ORIGINS: must be');
     expect(message).not.toContain('short');
   });
 
   it('says what a missing required variable is for', () => {
-    expect(() => loadGatewayConfig({ ALLOWED_ORIGINS: '*' })).toThrow(/SESSION_SECRET: is required/);
+    expect(() => loadGatewayConfig({ ALLOWED_ORIGINS: '*' })).toThrow(
+      /SESSION_SECRET: is required/,
+    );
   });
 
   it('parses an origin list', () => {
-    const config = loadGatewayConfig({ ...gatewayEnv, ALLOWED_ORIGINS: 'https://a.example, http://localhost:8080' });
+    const config = loadGatewayConfig({
+      ...gatewayEnv,
+      ALLOWED_ORIGINS: 'https://a.example, http://localhost:8080',
+    });
     expect(config.ALLOWED_ORIGINS).toEqual(['https://a.example', 'http://localhost:8080']);
   });
 });
@@ -42,7 +49,9 @@ describe('worker config', () => {
     const config = loadWorkerConfig({});
     expect(config.OPENAI_API_KEY).toBeUndefined();
     expect(config.WORKER_CONCURRENCY).toBe(8);
-    expect(() => loadWorkerConfig({ WORKER_CONCURRENCY: '0' })).toThrow(/WORKER_CONCURRENCY: must be at least 1/);
+    expect(() => loadWorkerConfig({ WORKER_CONCURRENCY: '0' })).toThrow(
+      /WORKER_CONCURRENCY: must be at least 1/,
+    );
     expect(() => loadWorkerConfig({ OPENAI_BASE_URL: 'not a url' })).toThrow(/OPENAI_BASE_URL/);
   });
 });

@@ -1,24 +1,45 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, instanceId, int, keyPrefix, logLevel, parseEnv, redisUrl, type Env } from './env.js';
+import {
+  ConfigError,
+  instanceId,
+  int,
+  keyPrefix,
+  logLevel,
+  parseEnv,
+  redisUrl,
+  type Env,
+} from './env.js';
 
 const origins = z
   .string({ error: "is required: a comma list of allowed origins, or '*' for development" })
-  .transform((value) => value.split(',').map((o) => o.trim()).filter(Boolean))
-  .refine((list) => list.length > 0 && list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)), {
-    error: "must be '*' or a comma list of origins like https://chat.example.com",
-  });
+  .transform((value) =>
+    value
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => list.length > 0 && list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)),
+    {
+      error: "must be '*' or a comma list of origins like https://chat.example.com",
+    },
+  );
 
 const gatewayShape = {
   PORT: int(0, 65535, 8080),
   HOST: z.string().default('0.0.0.0'),
   REDIS_URL: redisUrl,
   SESSION_SECRET: z
-    .string({ error: 'is required: a shared secret of at least 32 characters, the same on every gateway' })
+    .string({
+      error: 'is required: a shared secret of at least 32 characters, the same on every gateway',
+    })
     .min(32, { error: 'must be at least 32 characters long' }),
   ALLOWED_ORIGINS: origins,
-  GATEWAY_ID: instanceId.default(() => `gw-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`),
+  GATEWAY_ID: instanceId.default(
+    () => `gw-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`,
+  ),
   MAX_SOCKETS_PER_SESSION: int(1, 1000, 8),
   LOG_LEVEL: logLevel,
   KEY_PREFIX: keyPrefix,

@@ -5,7 +5,9 @@ import { instanceId, int, keyPrefix, logLevel, parseEnv, redisUrl, type Env } fr
 
 const workerShape = {
   REDIS_URL: redisUrl,
-  WORKER_ID: instanceId.default(() => `wk-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`),
+  WORKER_ID: instanceId.default(
+    () => `wk-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`,
+  ),
   METRICS_PORT: int(0, 65535, 9100),
   WORKER_CONCURRENCY: int(1, 1000, 8),
   OPENAI_API_KEY: z.string().optional(),

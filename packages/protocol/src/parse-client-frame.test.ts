@@ -19,12 +19,18 @@ describe('parseClientFrame', () => {
     ['not json', 'frame is not valid JSON'],
     ['[1,2]', 'frame must be a JSON object'],
     ['null', 'frame must be a JSON object'],
-    ['{"kind":"chat"}', "unknown frame type missing; expected one of ping, chat, cancel, resume"],
+    ['{"kind":"chat"}', 'unknown frame type missing; expected one of ping, chat, cancel, resume'],
     ['{"type":"shout"}', "unknown frame type 'shout'; expected one of ping, chat, cancel, resume"],
-    ['{"type":"chat","id":"has space","text":"x"}', 'chat.id must be 1-64 characters of [A-Za-z0-9_-]'],
+    [
+      '{"type":"chat","id":"has space","text":"x"}',
+      'chat.id must be 1-64 characters of [A-Za-z0-9_-]',
+    ],
     ['{"type":"chat","id":"a","text":""}', 'chat.text must not be empty'],
     ['{"type":"chat","id":"a","text":5}', 'chat.text must be a string'],
-    ['{"type":"resume","lastEventId":"abc"}', 'resume.lastEventId must be an eventId received from the server'],
+    [
+      '{"type":"resume","lastEventId":"abc"}',
+      'resume.lastEventId must be an eventId received from the server',
+    ],
   ])('rejects %s with a precise bad_request', (text, message) => {
     expect(parse(text)).toMatchObject({ ok: false, code: 'bad_request', message });
   });

@@ -36,7 +36,11 @@ function isKnownType(type: unknown): type is ClientFrameType {
  * Turns one text frame into a typed client frame, or into the precise error the client gets.
  * `byteLength` is the frame's size on the wire, known before decoding.
  */
-export function parseClientFrame(text: string, byteLength: number, limits: FrameLimits): ParseResult {
+export function parseClientFrame(
+  text: string,
+  byteLength: number,
+  limits: FrameLimits,
+): ParseResult {
   if (byteLength > limits.maxMessageBytes + ENVELOPE_BYTES) {
     return {
       ok: false,

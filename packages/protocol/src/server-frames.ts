@@ -96,12 +96,7 @@ export type SessionEventBody =
 export type SessionEvent = SessionEventBody & { eventId: string };
 
 export type ServerFrame =
-  | WelcomeFrame
-  | PongFrame
-  | AckFrame
-  | ResetFrame
-  | SocketErrorFrame
-  | SessionEvent;
+  WelcomeFrame | PongFrame | AckFrame | ResetFrame | SocketErrorFrame | SessionEvent;
 
 /** Serialises a session event body once; {@link withEventId} completes it per event. */
 export function encodeEventBody(body: SessionEventBody): string {

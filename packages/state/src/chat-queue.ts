@@ -10,7 +10,10 @@ export interface ChatJobData {
 /** Deterministic, so a resent message never makes a second job while the first exists. */
 export const chatJobId = (data: ChatJobData) => `${data.sessionId}.${data.messageId}`;
 
-export function createChatQueue(connection: ConnectionOptions, keys: KeySchema): Queue<ChatJobData> {
+export function createChatQueue(
+  connection: ConnectionOptions,
+  keys: KeySchema,
+): Queue<ChatJobData> {
   return new Queue<ChatJobData>(CHAT_QUEUE, {
     connection,
     prefix: keys.queuePrefix,

@@ -24,7 +24,12 @@ export class ClusterDirectory {
     private readonly keys: KeySchema,
   ) {}
 
-  async heartbeat(role: 'gateway' | 'worker', id: string, figures: Figures, ttlMs: number): Promise<void> {
+  async heartbeat(
+    role: 'gateway' | 'worker',
+    id: string,
+    figures: Figures,
+    ttlMs: number,
+  ): Promise<void> {
     const [set, stats] = this.memberKeys(role, id);
     await this.redis
       .multi()
@@ -64,7 +69,8 @@ export class ClusterDirectory {
 
   async incrementCounters(counters: Figures): Promise<void> {
     const pipeline = this.redis.pipeline();
-    for (const [field, by] of Object.entries(counters)) if (by !== 0) pipeline.hincrby(this.keys.stats, field, by);
+    for (const [field, by] of Object.entries(counters))
+      if (by !== 0) pipeline.hincrby(this.keys.stats, field, by);
     await pipeline.exec();
   }
 
@@ -80,7 +86,9 @@ export class ClusterDirectory {
   }
 
   private async figuresOf(role: 'gateway' | 'worker', ids: string[]): Promise<MemberView[]> {
-    const all = await Promise.all(ids.map((id) => this.redis.hgetall(this.memberKeys(role, id)[1])));
+    const all = await Promise.all(
+      ids.map((id) => this.redis.hgetall(this.memberKeys(role, id)[1])),
+    );
     return ids.map((id, i) => ({
       id,
       figures: Object.fromEntries(Object.entries(all[i] ?? {}).map(([k, v]) => [k, Number(v)])),

@@ -36,11 +36,17 @@ export class GraphStore {
     if ((await this.redis.get(k.version)) === version) return false;
     for (let i = 0; i < graph.nodes.length; i += BATCH) {
       const batch = graph.nodes.slice(i, i + BATCH);
-      await this.redis.hset(k.nodes, Object.fromEntries(batch.map((n) => [n.id, JSON.stringify(n)])));
+      await this.redis.hset(
+        k.nodes,
+        Object.fromEntries(batch.map((n) => [n.id, JSON.stringify(n)])),
+      );
     }
     for (let i = 0; i < graph.edges.length; i += BATCH) {
       const batch = graph.edges.slice(i, i + BATCH);
-      await this.redis.hset(k.edges, Object.fromEntries(batch.map((e) => [edgeKey(e), JSON.stringify(e)])));
+      await this.redis.hset(
+        k.edges,
+        Object.fromEntries(batch.map((e) => [edgeKey(e), JSON.stringify(e)])),
+      );
     }
     await this.redis.set(k.version, version);
     return true;
@@ -54,7 +60,10 @@ export class GraphStore {
 
   async load(): Promise<Graph> {
     const k = this.keys.graph;
-    const [nodes, edges] = await Promise.all([this.redis.hvals(k.nodes), this.redis.hvals(k.edges)]);
+    const [nodes, edges] = await Promise.all([
+      this.redis.hvals(k.nodes),
+      this.redis.hvals(k.edges),
+    ]);
     return {
       nodes: nodes.map((n) => JSON.parse(n) as GraphNode),
       edges: edges.map((e) => JSON.parse(e) as GraphEdge),

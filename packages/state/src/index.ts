@@ -11,6 +11,11 @@ export {
 } from './message-inbox.js';
 export { SessionLease } from './session-lease.js';
 export { SessionDirectory, type SocketEntry } from './session-directory.js';
-export { ClusterDirectory, type ClusterView, type MemberView, type Figures } from './cluster-directory.js';
+export {
+  ClusterDirectory,
+  type ClusterView,
+  type MemberView,
+  type Figures,
+} from './cluster-directory.js';
 export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-store.js';
 export { createChatQueue, enqueueChat, chatJobId, type ChatJobData } from './chat-queue.js';

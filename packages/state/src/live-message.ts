@@ -9,8 +9,16 @@ export type LiveMessage =
 export function decodeLiveMessage(raw: string): LiveMessage | null {
   if (raw.startsWith('!')) {
     try {
-      const value = JSON.parse(raw.slice(1)) as { kind?: unknown; connectionId?: unknown; code?: unknown };
-      if (value.kind === 'evict' && typeof value.connectionId === 'string' && typeof value.code === 'number') {
+      const value = JSON.parse(raw.slice(1)) as {
+        kind?: unknown;
+        connectionId?: unknown;
+        code?: unknown;
+      };
+      if (
+        value.kind === 'evict' &&
+        typeof value.connectionId === 'string' &&
+        typeof value.code === 'number'
+      ) {
         return { kind: 'evict', connectionId: value.connectionId, code: value.code };
       }
     } catch {

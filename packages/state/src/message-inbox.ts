@@ -38,14 +38,24 @@ export class MessageInbox {
   ) {}
 
   /** Stores the message once, logs `user.message`, queues it; a resend returns the first record. */
-  async accept(sessionId: string, message: { id: string; text: string; ts: number }): Promise<AcceptResult> {
+  async accept(
+    sessionId: string,
+    message: { id: string; text: string; ts: number },
+  ): Promise<AcceptResult> {
     const k = this.keys.session(sessionId);
     const body = encodeEventBody({ type: 'user.message', ...message });
     const reply = (await runScript(
       this.redis,
       'acceptMessage',
       [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence],
-      [message.id, body, message.text, message.ts, this.settings.eventsMaxLen, this.settings.sessionTtlSeconds],
+      [
+        message.id,
+        body,
+        message.text,
+        message.ts,
+        this.settings.eventsMaxLen,
+        this.settings.sessionTtlSeconds,
+      ],
     )) as [string, string];
     return { duplicate: reply[0] === 'duplicate', record: JSON.parse(reply[1]) as MessageRecord };
   }

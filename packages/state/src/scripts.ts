@@ -16,7 +16,11 @@ function load(file: string, withPrelude: boolean): ScriptDef {
   if (!match) throw new Error(`script file name must be <name>-<numKeys>.lua: ${file}`);
   const body = readFileSync(new URL(file, luaDir), 'utf8');
   const command = match[1]!.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-  return { command, numberOfKeys: Number(match[2]), lua: withPrelude ? `${prelude}\n${body}` : body };
+  return {
+    command,
+    numberOfKeys: Number(match[2]),
+    lua: withPrelude ? `${prelude}\n${body}` : body,
+  };
 }
 
 export const SCRIPTS = {
@@ -49,8 +53,8 @@ export async function runScript(
   if (keys.length !== def.numberOfKeys) {
     throw new Error(`${name} takes ${def.numberOfKeys} keys, got ${keys.length}`);
   }
-  const command = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[
-    def.command
-  ]!;
+  const command = (
+    redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>
+  )[def.command]!;
   return command.call(redis, ...keys, ...args);
 }

@@ -28,7 +28,11 @@ export class SessionDirectory {
   }
 
   /** Adds a socket and returns every socket the session has on live gateways, oldest first. */
-  async addSocket(sessionId: string, entry: SocketEntry, liveGateways: ReadonlySet<string>): Promise<SocketEntry[]> {
+  async addSocket(
+    sessionId: string,
+    entry: SocketEntry,
+    liveGateways: ReadonlySet<string>,
+  ): Promise<SocketEntry[]> {
     const key = this.keys.session(sessionId).sockets;
     await this.redis
       .multi()
@@ -36,7 +40,9 @@ export class SessionDirectory {
       .expire(key, this.ttlSeconds)
       .exec();
     const all = await this.sockets(sessionId);
-    const stale = all.filter((s) => !liveGateways.has(s.gatewayId) && s.gatewayId !== entry.gatewayId);
+    const stale = all.filter(
+      (s) => !liveGateways.has(s.gatewayId) && s.gatewayId !== entry.gatewayId,
+    );
     if (stale.length > 0) await this.redis.hdel(key, ...stale.map((s) => s.connectionId));
     return all.filter((s) => !stale.includes(s));
   }

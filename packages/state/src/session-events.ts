@@ -18,25 +18,42 @@ export class SessionEvents {
   ) {}
 
   /** Appends an event for the holder of `fence`; null when that lease is lost. */
-  async appendAsLeaseHolder(sessionId: string, fence: number, body: SessionEventBody): Promise<string | null> {
+  async appendAsLeaseHolder(
+    sessionId: string,
+    fence: number,
+    body: SessionEventBody,
+  ): Promise<string | null> {
     const k = this.keys.session(sessionId);
-    const id = await runScript(this.redis, 'appendEvent', [k.lease, k.events, k.channel], [
-      fence,
-      encodeEventBody(body),
-      this.maxLen,
-    ]);
+    const id = await runScript(
+      this.redis,
+      'appendEvent',
+      [k.lease, k.events, k.channel],
+      [fence, encodeEventBody(body), this.maxLen],
+    );
     return typeof id === 'string' ? id : null;
   }
 
   /** Events strictly after `afterId`, oldest first, at most `count`. */
   async readAfter(sessionId: string, afterId: string, count: number): Promise<StoredEvent[]> {
-    const entries = await this.redis.xrange(this.keys.session(sessionId).events, `(${afterId}`, '+', 'COUNT', count);
+    const entries = await this.redis.xrange(
+      this.keys.session(sessionId).events,
+      `(${afterId}`,
+      '+',
+      'COUNT',
+      count,
+    );
     return entries.map(([eventId, fields]) => ({ eventId, body: fields[1] ?? '{}' }));
   }
 
   /** The oldest eventId still retained, or null for an empty log. */
   async oldestEventId(sessionId: string): Promise<string | null> {
-    const [first] = await this.redis.xrange(this.keys.session(sessionId).events, '-', '+', 'COUNT', 1);
+    const [first] = await this.redis.xrange(
+      this.keys.session(sessionId).events,
+      '-',
+      '+',
+      'COUNT',
+      1,
+    );
     return first?.[0] ?? null;
   }
 }

@@ -16,14 +16,24 @@ export class SessionLease {
   /** The fencing token, or null when another worker holds the lease or nothing waits. */
   async acquire(sessionId: string): Promise<number | null> {
     const k = this.keys.session(sessionId);
-    const fence = await runScript(this.redis, 'acquireLease', [k.lease, k.fence, k.inbox], [this.ttlMs]);
+    const fence = await runScript(
+      this.redis,
+      'acquireLease',
+      [k.lease, k.fence, k.inbox],
+      [this.ttlMs],
+    );
     if (typeof fence !== 'number') return null;
     await this.track(sessionId);
     return fence;
   }
 
   async renew(sessionId: string, fence: number): Promise<boolean> {
-    const renewed = await runScript(this.redis, 'renewLease', [this.keys.session(sessionId).lease], [fence, this.ttlMs]);
+    const renewed = await runScript(
+      this.redis,
+      'renewLease',
+      [this.keys.session(sessionId).lease],
+      [fence, this.ttlMs],
+    );
     if (renewed === 1) await this.track(sessionId);
     return renewed === 1;
   }

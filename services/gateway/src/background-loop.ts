@@ -1,7 +1,13 @@
 import type { Logger } from '@chorus/observability';
 
 /** A periodic task that logs and counts its failures and keeps going; stop() waits for a run. */
-export function startLoop(name: string, intervalMs: number, run: () => Promise<void> | void, log: Logger, onError: () => void) {
+export function startLoop(
+  name: string,
+  intervalMs: number,
+  run: () => Promise<void> | void,
+  log: Logger,
+  onError: () => void,
+) {
   let current: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     current = current.then(run).catch((error: unknown) => {

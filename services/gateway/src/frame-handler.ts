@@ -7,9 +7,16 @@ import { sendFrame } from './send.js';
 import { toWireError } from './wire-error.js';
 
 /** Handles one text frame of a socket; never throws. */
-export async function handleFrame(ws: Socket, ctx: GatewayContext, text: string, byteLength: number): Promise<void> {
+export async function handleFrame(
+  ws: Socket,
+  ctx: GatewayContext,
+  text: string,
+  byteLength: number,
+): Promise<void> {
   const conn = ws.getUserData();
-  const parsed = parseClientFrame(text, byteLength, { maxMessageBytes: ctx.settings.maxMessageBytes });
+  const parsed = parseClientFrame(text, byteLength, {
+    maxMessageBytes: ctx.settings.maxMessageBytes,
+  });
   if (!parsed.ok) {
     ctx.stats.frameReceived('invalid');
     ctx.stats.error(parsed.code);
@@ -17,7 +24,9 @@ export async function handleFrame(ws: Socket, ctx: GatewayContext, text: string,
       type: 'error',
       code: parsed.code,
       message: parsed.message,
-      ...(parsed.frameType === 'chat' || parsed.frameType === 'cancel' ? { replyTo: parsed.id } : {}),
+      ...(parsed.frameType === 'chat' || parsed.frameType === 'cancel'
+        ? { replyTo: parsed.id }
+        : {}),
     });
     return;
   }
@@ -28,7 +37,10 @@ export async function handleFrame(ws: Socket, ctx: GatewayContext, text: string,
   } catch (error) {
     const wire = toWireError(error);
     ctx.stats.error(wire.reason);
-    ctx.log.warn({ err: error, sessionId: conn.sessionId, connectionId: conn.connectionId, frame: frame.type }, 'frame failed');
+    ctx.log.warn(
+      { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId, frame: frame.type },
+      'frame failed',
+    );
     sendFrame(ws, ctx.stats, {
       type: 'error',
       code: wire.code,
@@ -66,7 +78,11 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
 /** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
 async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
   const { sessionId } = ws.getUserData();
-  const { record } = await ctx.inbox.accept(sessionId, { id: frame.id, text: frame.text, ts: Date.now() });
+  const { record } = await ctx.inbox.accept(sessionId, {
+    id: frame.id,
+    text: frame.text,
+    ts: Date.now(),
+  });
   if (record.state === 'pending') {
     // Also on a resend: the first attempt may have died between storing and queueing.
     await enqueueChat(ctx.queue, { sessionId, messageId: frame.id });

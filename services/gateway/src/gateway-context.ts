@@ -10,6 +10,7 @@ import type {
   SessionDirectory,
   SessionEvents,
 } from '@chorus/state';
+import type { Socket } from './connection.js';
 import type { SessionFanout } from './session-fanout.js';
 import type { ReplicaStats } from './replica-stats.js';
 import type { SessionTokens } from './session-token.js';
@@ -41,5 +42,7 @@ export interface GatewayContext {
   stats: ReplicaStats;
   /** Gateways whose heartbeat is current, refreshed by the heartbeat loop. */
   liveGateways: Set<string>;
+  /** Every open socket of this gateway (for the liveness sweep and drain). */
+  sockets: Set<Socket>;
   draining: boolean;
 }

@@ -27,7 +27,9 @@ const HEARTBEAT_INTERVAL_MS = 5_000;
 const HEARTBEAT_TTL_MS = 15_000;
 
 export const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
 ).version;
 
 export interface RunningGateway {
@@ -40,13 +42,26 @@ export interface RunningGateway {
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const startedAt = Date.now();
   if (!uwsNative) {
-    log.error('uWebSockets.js native binary did not load: running on its slow ws fallback (see /health uws.native)');
+    log.error(
+      'uWebSockets.js native binary did not load: running on its slow ws fallback (see /health uws.native)',
+    );
   }
   const keys = new KeySchema(config.KEY_PREFIX);
-  const onRedisError = (role: string) => (error: Error) => log.warn({ err: error.message, role }, 'redis connection error');
-  const redis = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:commands`, onError: onRedisError('commands') });
-  const subscriber = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:events`, blocking: true, onError: onRedisError('events') });
-  const queueConnection = createRedis(config.REDIS_URL, { name: `${config.GATEWAY_ID}:queue`, onError: onRedisError('queue') });
+  const onRedisError = (role: string) => (error: Error) =>
+    log.warn({ err: error.message, role }, 'redis connection error');
+  const redis = createRedis(config.REDIS_URL, {
+    name: `${config.GATEWAY_ID}:commands`,
+    onError: onRedisError('commands'),
+  });
+  const subscriber = createRedis(config.REDIS_URL, {
+    name: `${config.GATEWAY_ID}:events`,
+    blocking: true,
+    onError: onRedisError('events'),
+  });
+  const queueConnection = createRedis(config.REDIS_URL, {
+    name: `${config.GATEWAY_ID}:queue`,
+    onError: onRedisError('queue'),
+  });
   const registry = createRegistry('gateway', config.GATEWAY_ID);
   const stats = new ReplicaStats(new GatewayMetrics(registry));
   const app = uws.App();
@@ -78,23 +93,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     fanout: new SessionFanout(app, subscriber, keys, stats, log),
     stats,
     liveGateways: new Set([config.GATEWAY_ID]),
+    sockets: new Set<Socket>(),
     draining: false,
   };
   ctx.queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
 
-  const sockets = new Set<Socket>();
-  const behavior = wsBehavior(ctx);
-  app.ws('/ws', {
-    ...behavior,
-    open: (ws) => {
-      sockets.add(ws);
-      behavior.open?.(ws);
-    },
-    close: (ws, code, message) => {
-      sockets.delete(ws);
-      behavior.close?.(ws, code, message);
-    },
-  });
+  const { sockets } = ctx;
+  app.ws('/ws', wsBehavior(ctx));
   const health = new HealthReporter(ctx, startedAt, uwsNative);
   registerHttpRoutes(app, { ctx, health, registry, indexHtml: loadIndexHtml() });
 
@@ -115,16 +120,25 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ctx.liveGateways = new Set([config.GATEWAY_ID, ...(await ctx.cluster.liveIds('gateway'))]);
   };
   const countError = () => stats.error('background_loop');
-  await heartbeat().catch((error: unknown) => log.warn({ err: error }, 'first heartbeat failed; Redis unreachable?'));
+  await heartbeat().catch((error: unknown) =>
+    log.warn({ err: error }, 'first heartbeat failed; Redis unreachable?'),
+  );
   const loops = [
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
-    startLoop('liveness', Math.min(config.HEARTBEAT_MS / 2, 5_000), () => {
-      const deadline = Date.now() - 2 * config.HEARTBEAT_MS;
-      for (const ws of sockets) {
-        const conn = ws.getUserData();
-        if (!conn.closed && conn.lastSeen < deadline) ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
-      }
-    }, log, countError),
+    startLoop(
+      'liveness',
+      Math.min(config.HEARTBEAT_MS / 2, 5_000),
+      () => {
+        const deadline = Date.now() - 2 * config.HEARTBEAT_MS;
+        for (const ws of sockets) {
+          const conn = ws.getUserData();
+          if (!conn.closed && conn.lastSeen < deadline)
+            ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
+        }
+      },
+      log,
+      countError,
+    ),
   ];
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -134,7 +148,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  log.info({ port, gatewayId: config.GATEWAY_ID, uwsNative, version: VERSION }, 'gateway listening');
+  log.info(
+    { port, gatewayId: config.GATEWAY_ID, uwsNative, version: VERSION },
+    'gateway listening',
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = async () => {

@@ -68,7 +68,9 @@ export class HealthReporter {
         total_errors: stats.totalErrors,
         total_messages: stats.totalMessages,
         avg_messages_per_connection:
-          stats.totalConnections === 0 ? 0 : Math.round((stats.totalMessages / stats.totalConnections) * 100) / 100,
+          stats.totalConnections === 0
+            ? 0
+            : Math.round((stats.totalMessages / stats.totalConnections) * 100) / 100,
       },
       cluster: {
         gateways: cluster.view.gateways.length,
@@ -107,7 +109,11 @@ export class HealthReporter {
       await withTimeout(redis.ping(), REDIS_PROBE_TIMEOUT_MS);
       const latency = Math.round((performance.now() - started) * 100) / 100;
       const [view, counts, graph] = await withTimeout(
-        Promise.all([cluster.view(), queue.getJobCounts('wait', 'active', 'delayed', 'failed'), this.graphCounts()]),
+        Promise.all([
+          cluster.view(),
+          queue.getJobCounts('wait', 'active', 'delayed', 'failed'),
+          this.graphCounts(),
+        ]),
         REDIS_PROBE_TIMEOUT_MS * 2,
       );
       this.snapshot = {

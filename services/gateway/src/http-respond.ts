@@ -35,12 +35,16 @@ function write(res: HttpResponse, answer: HttpAnswer): void {
  * Answers a uWS request from async work. uWS requires onAborted before any await, and cork
  * around writes that happen outside its callback.
  */
-export function respond(res: HttpResponse, work: () => HttpAnswer | Promise<HttpAnswer>, onError: (error: unknown) => void): void {
+export function respond(
+  res: HttpResponse,
+  work: () => HttpAnswer | Promise<HttpAnswer>,
+  onError: (error: unknown) => void,
+): void {
   let aborted = false;
   res.onAborted(() => {
     aborted = true;
   });
-  Promise.resolve()
+  void Promise.resolve()
     .then(work)
     .catch((error: unknown): HttpAnswer => {
       onError(error);

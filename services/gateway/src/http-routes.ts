@@ -35,7 +35,12 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
 
   get('/', () => ({ status: 200, body: deps.indexHtml, contentType: 'text/html; charset=utf-8' }));
   get('/api', () =>
-    json(200, { service: 'chorus-gateway', version: ctx.settings.version, gatewayId: ctx.settings.gatewayId, endpoints: ENDPOINTS }),
+    json(200, {
+      service: 'chorus-gateway',
+      version: ctx.settings.version,
+      gatewayId: ctx.settings.gatewayId,
+      endpoints: ENDPOINTS,
+    }),
   );
   get('/health', async () => {
     const { healthy, body } = await health.report();
@@ -44,9 +49,15 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   get('/livez', () => json(200, { status: 'alive' }));
   get('/readyz', async () => {
     if (ctx.draining) return json(503, { status: 'draining' });
-    return (await health.redisUp()) ? json(200, { status: 'ready' }) : json(503, { status: 'redis_unavailable' });
+    return (await health.redisUp())
+      ? json(200, { status: 'ready' })
+      : json(503, { status: 'redis_unavailable' });
   });
-  get('/metrics', async () => ({ status: 200, body: await registry.metrics(), contentType: METRICS_CONTENT_TYPE }));
+  get('/metrics', async () => ({
+    status: 200,
+    body: await registry.metrics(),
+    contentType: METRICS_CONTENT_TYPE,
+  }));
   get('/api/graph', async () => {
     if (!graphCache || Date.now() - graphCache.at > GRAPH_CACHE_MS) {
       const graph = await ctx.graph.load();
@@ -58,5 +69,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
     }
     return { status: 200, body: graphCache.body, contentType: 'application/json' };
   });
-  app.any('/*', (res) => respond(res, () => json(404, { error: 'not_found', endpoints: ENDPOINTS }), onError));
+  app.any('/*', (res) =>
+    respond(res, () => json(404, { error: 'not_found', endpoints: ENDPOINTS }), onError),
+  );
 }

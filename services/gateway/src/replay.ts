@@ -11,7 +11,11 @@ const BUFFER_LIMIT = 256 * 1024;
  * Sends every session event after `lastEventId`, then goes live with no gap and no duplicate:
  * live events that arrive meanwhile are held back and only those past the replay are sent.
  */
-export async function replay(ws: Socket, ctx: GatewayContext, lastEventId: string): Promise<'replayed' | 'reset'> {
+export async function replay(
+  ws: Socket,
+  ctx: GatewayContext,
+  lastEventId: string,
+): Promise<'replayed' | 'reset'> {
   const conn = ws.getUserData();
   ctx.fanout.holdBack(ws);
   try {

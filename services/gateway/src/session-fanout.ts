@@ -39,7 +39,11 @@ export class SessionFanout {
     let entry = this.sessions.get(conn.sessionId);
     if (!entry) {
       const channel = this.keys.session(conn.sessionId).channel;
-      entry = { sessionId: conn.sessionId, sockets: new Set(), subscribed: this.subscriber.subscribe(channel).then(() => undefined) };
+      entry = {
+        sessionId: conn.sessionId,
+        sockets: new Set(),
+        subscribed: this.subscriber.subscribe(channel).then(() => undefined),
+      };
       this.sessions.set(conn.sessionId, entry);
       this.byChannel.set(channel, entry);
     }

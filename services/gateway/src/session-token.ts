@@ -11,7 +11,9 @@ export class SessionTokens {
   }
 
   sign(sessionId: string): string {
-    return createHmac('sha256', this.secret).update(`chorus.session.v1:${sessionId}`).digest('base64url');
+    return createHmac('sha256', this.secret)
+      .update(`chorus.session.v1:${sessionId}`)
+      .digest('base64url');
   }
 
   /** True only for a well-formed session id with the token we would have issued for it. */

@@ -10,4 +10,10 @@ const require = createRequire(import.meta.url);
 export const uws = require('uWebSockets.js') as typeof UWS;
 export const uwsNative = Object.keys(require.cache).some((path) => /uws_[^/\\]+\.node$/.test(path));
 
-export type { TemplatedApp, WebSocket, HttpResponse, HttpRequest, us_listen_socket } from 'uWebSockets.js';
+export type {
+  TemplatedApp,
+  WebSocket,
+  HttpResponse,
+  HttpRequest,
+  us_listen_socket,
+} from 'uWebSockets.js';

@@ -29,7 +29,9 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       const extensions = req.getHeader('sec-websocket-extensions');
       const query = new URLSearchParams(req.getQuery() ?? '');
       if (ctx.draining) {
-        res.writeStatus('503 Service Unavailable').end('gateway is draining; connect to another replica');
+        res
+          .writeStatus('503 Service Unavailable')
+          .end('gateway is draining; connect to another replica');
         return;
       }
       if (!originAllowed(origin, settings.allowedOrigins)) {
@@ -76,10 +78,14 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
         ws.end(conn.rejectWith, 'unauthorized');
         return;
       }
+      ctx.sockets.add(ws);
       ctx.stats.connectionOpened(conn.sessionId);
       conn.chain = welcome(ws, ctx).catch((error: unknown) => {
         ctx.stats.error('connect_failed');
-        ctx.log.warn({ err: error, sessionId: conn.sessionId, connectionId: conn.connectionId }, 'connect failed');
+        ctx.log.warn(
+          { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
+          'connect failed',
+        );
         if (!conn.closed) ws.end(TRY_AGAIN_LATER, 'service temporarily unavailable');
         throw error;
       });
@@ -91,7 +97,11 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       if (isBinary) {
         ctx.stats.frameReceived('invalid');
         ctx.stats.error('bad_request');
-        sendFrame(ws, ctx.stats, { type: 'error', code: 'bad_request', message: 'binary frames are not supported; send JSON text' });
+        sendFrame(ws, ctx.stats, {
+          type: 'error',
+          code: 'bad_request',
+          message: 'binary frames are not supported; send JSON text',
+        });
         return;
       }
       const byteLength = message.byteLength;
@@ -121,11 +131,15 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       conn.closed = true;
       for (const resolve of conn.drainWaiters.splice(0)) resolve();
       if (!wasOpen) return;
+      ctx.sockets.delete(ws);
       ctx.stats.connectionClosed(conn.sessionId, code);
       ctx.fanout.leave(ws, conn);
       ctx.directory.removeSocket(conn.sessionId, conn.connectionId).catch((error: unknown) => {
         ctx.stats.error('redis_unavailable');
-        ctx.log.warn({ err: error, sessionId: conn.sessionId, connectionId: conn.connectionId }, 'socket unregister failed');
+        ctx.log.warn(
+          { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
+          'socket unregister failed',
+        );
       });
     },
   };
@@ -139,14 +153,22 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
     ctx.directory.ensure(conn.sessionId),
     ctx.directory.addSocket(
       conn.sessionId,
-      { connectionId: conn.connectionId, gatewayId: ctx.settings.gatewayId, openedAt: conn.openedAt },
+      {
+        connectionId: conn.connectionId,
+        gatewayId: ctx.settings.gatewayId,
+        openedAt: conn.openedAt,
+      },
       ctx.liveGateways,
     ),
   ]);
   if (conn.closed) return;
   const excess = sockets.length - ctx.settings.maxSocketsPerSession;
   for (const victim of sockets.slice(0, Math.max(0, excess))) {
-    const control = encodeControl({ kind: 'evict', connectionId: victim.connectionId, code: CloseCode.replaced });
+    const control = encodeControl({
+      kind: 'evict',
+      connectionId: victim.connectionId,
+      code: CloseCode.replaced,
+    });
     await ctx.redis.publish(ctx.keys.session(conn.sessionId).channel, control);
   }
   sendFrame(ws, ctx.stats, {
@@ -166,6 +188,10 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
     await replay(ws, ctx, conn.lastEventId);
   } else {
     ctx.fanout.goLive(ws);
-    sendFrame(ws, ctx.stats, { type: 'error', code: 'bad_request', message: 'lastEventId must be an eventId received from the server' });
+    sendFrame(ws, ctx.stats, {
+      type: 'error',
+      code: 'bad_request',
+      message: 'lastEventId must be an eventId received from the server',
+    });
   }
 }

@@ -14,12 +14,19 @@ export const TUTOR = {
 export const AGENT_COUNT = 1;
 
 /** The prompt for one message: system, graph notes, the conversation so far, the message. */
-export function buildPrompt(knowledge: KnowledgeBase, history: HistoryTurn[], text: string, maxHistory: number): ChatMessage[] {
+export function buildPrompt(
+  knowledge: KnowledgeBase,
+  history: HistoryTurn[],
+  text: string,
+  maxHistory: number,
+): ChatMessage[] {
   const notes = knowledge
     .search(text, 5)
     .map(({ node }) => `- ${node.label} (${node.type}): ${node.description ?? ''}`)
     .join('\n');
-  const system = notes ? `${TUTOR.systemPrompt}\n\nKnowledge-graph notes:\n${notes}` : TUTOR.systemPrompt;
+  const system = notes
+    ? `${TUTOR.systemPrompt}\n\nKnowledge-graph notes:\n${notes}`
+    : TUTOR.systemPrompt;
   return [
     { role: 'system', content: system },
     ...history.slice(-maxHistory).map((turn) => ({ role: turn.role, content: turn.content })),

@@ -1,4 +1,9 @@
-import type { ErrorCode, ReplyEndEvent, SessionErrorEvent, SessionEventBody } from '@chorus/protocol';
+import type {
+  ErrorCode,
+  ReplyEndEvent,
+  SessionErrorEvent,
+  SessionEventBody,
+} from '@chorus/protocol';
 import type { HistoryTurn, MessageRecord } from '@chorus/state';
 import { buildPrompt, TUTOR } from './agent.js';
 import { DeltaCoalescer } from './delta-coalescer.js';
@@ -21,25 +26,36 @@ export type AnswerOutcome = 'completed' | 'llm_unavailable' | 'failed';
  * Answers one message: `status`, `reply.start`, coalesced `reply.delta`s, then `reply.end` or
  * `error` in the same atomic step that marks it done. Throws LeaseLostError when fenced out.
  */
-export async function answerMessage(ctx: WorkerContext, job: Assignment): Promise<{ outcome: AnswerOutcome; waiting: number }> {
+export async function answerMessage(
+  ctx: WorkerContext,
+  job: Assignment,
+): Promise<{ outcome: AnswerOutcome; waiting: number }> {
   const { sessionId, fence, messageId, record } = job;
   const agent = TUTOR.name;
   const emit = async (body: SessionEventBody) => {
-    if ((await ctx.events.appendAsLeaseHolder(sessionId, fence, body)) === null) throw new LeaseLostError('fenced out');
+    if ((await ctx.events.appendAsLeaseHolder(sessionId, fence, body)) === null)
+      throw new LeaseLostError('fenced out');
   };
   await emit({ type: 'status', state: 'processing', replyTo: messageId });
   await emit({ type: 'reply.start', replyTo: messageId, agent });
 
   const timeout = AbortSignal.timeout(ctx.settings.jobTimeoutMs);
   const signal = AbortSignal.any([job.signal, timeout]);
-  const coalescer = new DeltaCoalescer(ctx.settings.deltaFlushMs, (text) => emit({ type: 'reply.delta', replyTo: messageId, agent, text }));
+  const coalescer = new DeltaCoalescer(ctx.settings.deltaFlushMs, (text) =>
+    emit({ type: 'reply.delta', replyTo: messageId, agent, text }),
+  );
   const turns: HistoryTurn[] = [{ role: 'user', content: record.text, id: messageId }];
   const started = performance.now();
   let final: ReplyEndEvent | SessionErrorEvent;
   let outcome: AnswerOutcome;
   try {
     const history = await ctx.inbox.history(sessionId);
-    const messages = buildPrompt(ctx.knowledge, history, record.text, ctx.settings.historyMaxMessages);
+    const messages = buildPrompt(
+      ctx.knowledge,
+      history,
+      record.text,
+      ctx.settings.historyMaxMessages,
+    );
     let text = '';
     let usage: ReplyEndEvent['usage'];
     let firstToken = true;
@@ -48,7 +64,8 @@ export async function answerMessage(ctx: WorkerContext, job: Assignment): Promis
         usage = { inputTokens: chunk.inputTokens, outputTokens: chunk.outputTokens };
         continue;
       }
-      if (firstToken) ctx.metrics.llmFirstToken(agent, ctx.model.model, (performance.now() - started) / 1000);
+      if (firstToken)
+        ctx.metrics.llmFirstToken(agent, ctx.model.model, (performance.now() - started) / 1000);
       firstToken = false;
       text += chunk.text;
       coalescer.push(chunk.text);
@@ -69,10 +86,16 @@ export async function answerMessage(ctx: WorkerContext, job: Assignment): Promis
     outcome = 'completed';
   } catch (error) {
     coalescer.discard();
-    if (error instanceof LeaseLostError || job.signal.reason instanceof LeaseLostError) throw job.signal.reason ?? error;
+    if (error instanceof LeaseLostError || job.signal.reason instanceof LeaseLostError)
+      throw job.signal.reason ?? error;
     if (job.signal.aborted) throw job.signal.reason;
     const failure = classify(error, timeout.aborted);
-    ctx.metrics.llmCall(agent, ctx.model.model, timeout.aborted ? 'timeout' : 'error', (performance.now() - started) / 1000);
+    ctx.metrics.llmCall(
+      agent,
+      ctx.model.model,
+      timeout.aborted ? 'timeout' : 'error',
+      (performance.now() - started) / 1000,
+    );
     ctx.log.warn({ err: error, sessionId, messageId, code: failure.code }, 'answer failed');
     final = { type: 'error', code: failure.code, message: failure.message, replyTo: messageId };
     outcome = failure.code === 'llm_unavailable' ? 'llm_unavailable' : 'failed';
@@ -86,7 +109,10 @@ export async function answerMessage(ctx: WorkerContext, job: Assignment): Promis
 function classify(error: unknown, timedOut: boolean): { code: ErrorCode; message: string } {
   if (timedOut) return { code: 'llm_unavailable', message: 'the model did not answer in time' };
   if (error instanceof ModelUnavailableError) {
-    return { code: 'llm_unavailable', message: 'the model is unavailable right now; please try again' };
+    return {
+      code: 'llm_unavailable',
+      message: 'the model is unavailable right now; please try again',
+    };
   }
   return { code: 'internal', message: 'something went wrong while answering; please try again' };
 }

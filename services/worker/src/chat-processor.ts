@@ -33,7 +33,13 @@ export function createChatProcessor(ctx: WorkerContext, shutdown: AbortSignal) {
           return 'nothing waiting';
         }
         const started = performance.now();
-        const { outcome, waiting } = await answerMessage(ctx, { sessionId, fence, messageId: head.id, record: head.record, signal });
+        const { outcome, waiting } = await answerMessage(ctx, {
+          sessionId,
+          fence,
+          messageId: head.id,
+          record: head.record,
+          signal,
+        });
         ctx.metrics.jobFinished(outcome, (performance.now() - started) / 1000);
         ctx.log.info({ sessionId, messageId: head.id, jobId: job.id, outcome }, 'message answered');
         if (waiting === 0) {

@@ -6,7 +6,7 @@ export class DeltaCoalescer {
   private buffer = '';
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
-  private failure: unknown = null;
+  private failure: Error | null = null;
 
   constructor(
     private readonly windowMs: number,
@@ -40,8 +40,10 @@ export class DeltaCoalescer {
     if (this.buffer === '') return;
     const text = this.buffer;
     this.buffer = '';
-    this.writing = this.writing.then(() => this.write(text)).catch((error: unknown) => {
-      this.failure ??= error;
-    });
+    this.writing = this.writing
+      .then(() => this.write(text))
+      .catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new Error(String(error));
+      });
   }
 }

@@ -7,14 +7,17 @@ export class LeaseKeeper {
   private readonly timer: NodeJS.Timeout;
 
   constructor(lease: SessionLease, sessionId: string, fence: number, ttlMs: number, log: Logger) {
-    this.timer = setInterval(() => {
-      lease.renew(sessionId, fence).then(
-        (held) => {
-          if (!held) this.lose('lease lost');
-        },
-        (error: unknown) => log.warn({ err: error, sessionId }, 'lease renewal failed; retrying'),
-      );
-    }, Math.max(100, Math.floor(ttlMs / 3)));
+    this.timer = setInterval(
+      () => {
+        lease.renew(sessionId, fence).then(
+          (held) => {
+            if (!held) this.lose('lease lost');
+          },
+          (error: unknown) => log.warn({ err: error, sessionId }, 'lease renewal failed; retrying'),
+        );
+      },
+      Math.max(100, Math.floor(ttlMs / 3)),
+    );
   }
 
   stop(): void {

@@ -28,7 +28,11 @@ export function startMetricsServer(
       return;
     }
     if (path === '/livez') return send(200, 'application/json', '{"status":"alive"}');
-    send(404, 'application/json', '{"error":"not_found","endpoints":["/metrics","/health","/livez"]}');
+    send(
+      404,
+      'application/json',
+      '{"error":"not_found","endpoints":["/metrics","/health","/livez"]}',
+    );
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

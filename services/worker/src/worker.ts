@@ -36,10 +36,21 @@ export interface RunningWorker {
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
   const keys = new KeySchema(config.KEY_PREFIX);
-  const onRedisError = (role: string) => (error: Error) => log.warn({ err: error.message, role }, 'redis connection error');
-  const redis = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:commands`, onError: onRedisError('commands') });
-  const bullConnection = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:jobs`, blocking: true, onError: onRedisError('jobs') });
-  const queueConnection = createRedis(config.REDIS_URL, { name: `${config.WORKER_ID}:queue`, onError: onRedisError('queue') });
+  const onRedisError = (role: string) => (error: Error) =>
+    log.warn({ err: error.message, role }, 'redis connection error');
+  const redis = createRedis(config.REDIS_URL, {
+    name: `${config.WORKER_ID}:commands`,
+    onError: onRedisError('commands'),
+  });
+  const bullConnection = createRedis(config.REDIS_URL, {
+    name: `${config.WORKER_ID}:jobs`,
+    blocking: true,
+    onError: onRedisError('jobs'),
+  });
+  const queueConnection = createRedis(config.REDIS_URL, {
+    name: `${config.WORKER_ID}:queue`,
+    onError: onRedisError('queue'),
+  });
   const registry = createRegistry('worker', config.WORKER_ID);
   const metrics = new WorkerMetrics(registry);
   const graphStore = new GraphStore(redis, keys);
@@ -61,7 +72,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         maxRetries: config.LLM_MAX_RETRIES,
       })
     : new OfflineModel(knowledge, config.OFFLINE_CHUNK_DELAY_MS);
-  if (model.offline) log.warn('OPENAI_API_KEY is not set: answering offline from the knowledge graph');
+  if (model.offline)
+    log.warn('OPENAI_API_KEY is not set: answering offline from the knowledge graph');
 
   const ctx: WorkerContext = {
     settings: {
@@ -98,38 +110,57 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       }
     },
     {
-    connection: bullConnection,
-    prefix: keys.queuePrefix,
-    concurrency: config.WORKER_CONCURRENCY,
-    // A dead worker's job is taken over within ~15 s: its lock lapses after 10 s and the
-    // stalled check runs every 5 s.
-    lockDuration: 10_000,
-    stalledInterval: 5_000,
-    maxStalledCount: 3,
+      connection: bullConnection,
+      prefix: keys.queuePrefix,
+      concurrency: config.WORKER_CONCURRENCY,
+      // A dead worker's job is taken over within ~15 s: its lock lapses after 10 s and the
+      // stalled check runs every 5 s.
+      lockDuration: 10_000,
+      stalledInterval: 5_000,
+      maxStalledCount: 3,
     },
   );
   worker.on('error', (error) => log.warn({ err: error.message }, 'worker error'));
-  worker.on('failed', (job, error) => log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed'));
+  worker.on('failed', (job, error) =>
+    log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed'),
+  );
 
   const heartbeat = async () => {
     await cluster.heartbeat(
       'worker',
       config.WORKER_ID,
-      { agents: AGENT_COUNT, concurrency: config.WORKER_CONCURRENCY, active_jobs: activeJobs, offline: model.offline ? 1 : 0 },
+      {
+        agents: AGENT_COUNT,
+        concurrency: config.WORKER_CONCURRENCY,
+        active_jobs: activeJobs,
+        offline: model.offline ? 1 : 0,
+      },
       HEARTBEAT_TTL_MS,
     );
     metrics.queueSampled(await queue.getJobCounts('wait', 'active', 'delayed', 'failed'));
   };
   const loop = (name: string, ms: number, run: () => Promise<void>) => {
-    const timer = setInterval(() => run().catch((error: unknown) => log.warn({ err: error, loop: name }, 'background loop failed')), ms);
+    const timer = setInterval(
+      () =>
+        run().catch((error: unknown) =>
+          log.warn({ err: error, loop: name }, 'background loop failed'),
+        ),
+      ms,
+    );
     timer.unref();
     return timer;
   };
   await heartbeat();
-  const timers = [loop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat), loop('graph-refresh', GRAPH_REFRESH_MS, () => knowledge.refresh())];
+  const timers = [
+    loop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat),
+    loop('graph-refresh', GRAPH_REFRESH_MS, () => knowledge.refresh()),
+  ];
 
   const health = async () => {
-    const redisUp = await redis.ping().then(() => true, () => false);
+    const redisUp = await redis.ping().then(
+      () => true,
+      () => false,
+    );
     return {
       healthy: redisUp,
       body: {
@@ -147,12 +178,17 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   };
   const server = await startMetricsServer(config.METRICS_PORT, registry, health);
   const metricsPort = (server.address() as AddressInfo).port;
-  log.info({ metricsPort, concurrency: config.WORKER_CONCURRENCY, model: model.model }, 'worker started');
+  log.info(
+    { metricsPort, concurrency: config.WORKER_CONCURRENCY, model: model.model },
+    'worker started',
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = async () => {
     log.info('stopping: taking no new jobs');
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
+    const deadline = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref(),
+    );
     const closed = worker.close();
     if ((await Promise.race([closed.then(() => 'closed' as const), deadline])) === 'timeout') {
       log.warn('jobs still running at the deadline: handing them back');

@@ -13,7 +13,9 @@ const STOPWORDS = new Set(
 );
 
 const words = (text: string) =>
-  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter((w) => w.length >= 2 && !STOPWORDS.has(w));
+  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter(
+    (w) => w.length >= 2 && !STOPWORDS.has(w),
+  );
 
 /** An in-memory copy of the graph in Redis, with keyword search over labels and descriptions. */
 export class KnowledgeBase {

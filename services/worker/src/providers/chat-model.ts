@@ -8,7 +8,8 @@ export interface ChatRequest {
   signal: AbortSignal;
 }
 
-export type ModelChunk = { kind: 'text'; text: string } | { kind: 'usage'; inputTokens: number; outputTokens: number };
+export type ModelChunk =
+  { kind: 'text'; text: string } | { kind: 'usage'; inputTokens: number; outputTokens: number };
 
 /** A streaming chat model; the agent team only ever sees this. */
 export interface ChatModel {

@@ -20,7 +20,8 @@ export class OfflineModel implements ChatModel {
     const answer = this.compose(question);
     const pieces = answer.match(/\S+\s*/g) ?? [answer];
     for (const piece of pieces) {
-      if (this.chunkDelayMs > 0) await sleep(this.chunkDelayMs, undefined, { signal: request.signal });
+      if (this.chunkDelayMs > 0)
+        await sleep(this.chunkDelayMs, undefined, { signal: request.signal });
       request.signal.throwIfAborted();
       yield { kind: 'text', text: piece };
     }
@@ -28,13 +29,20 @@ export class OfflineModel implements ChatModel {
   }
 
   private compose(question: string): string {
-    const intro = '[offline mode: no language model is configured, so this answer comes straight from the knowledge graph] ';
+    const intro =
+      '[offline mode: no language model is configured, so this answer comes straight from the knowledge graph] ';
     const hits = this.knowledge.search(question, 3);
     if (hits.length === 0) {
       return `${intro}I found no concept in the knowledge graph that matches your message. Try naming a topic, such as "binary search", "TCP" or "hash table".`;
     }
     const parts = hits.map(({ node, related }) => {
-      const seeAlso = related.length > 0 ? ` Related: ${related.slice(0, 4).map((n) => n.label).join(', ')}.` : '';
+      const seeAlso =
+        related.length > 0
+          ? ` Related: ${related
+              .slice(0, 4)
+              .map((n) => n.label)
+              .join(', ')}.`
+          : '';
       return `${node.label} (${node.type}): ${node.description ?? 'no description yet.'}${seeAlso}`;
     });
     return `${intro}${parts.join('\n\n')}`;

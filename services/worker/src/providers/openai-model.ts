@@ -1,5 +1,10 @@
 import OpenAI from 'openai';
-import { ModelUnavailableError, type ChatModel, type ChatRequest, type ModelChunk } from './chat-model.js';
+import {
+  ModelUnavailableError,
+  type ChatModel,
+  type ChatRequest,
+  type ModelChunk,
+} from './chat-model.js';
 
 export interface OpenAIModelOptions {
   apiKey: string;
@@ -48,7 +53,11 @@ export class OpenAIModel implements ChatModel {
         const text = chunk.choices[0]?.delta?.content;
         if (text) yield { kind: 'text', text };
         if (chunk.usage) {
-          yield { kind: 'usage', inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
+          yield {
+            kind: 'usage',
+            inputTokens: chunk.usage.prompt_tokens,
+            outputTokens: chunk.usage.completion_tokens,
+          };
         }
       }
     } catch (error) {

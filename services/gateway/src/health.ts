@@ -1,10 +1,11 @@
-import type { ClusterView } from '@chorus/state';
+import type { ClusterView, Figures } from '@chorus/state';
 import type { GatewayContext } from './gateway-context.js';
 
 const SNAPSHOT_MAX_AGE_MS = 1_000;
 const REDIS_PROBE_TIMEOUT_MS = 1_000;
 
 interface ClusterSnapshot {
+  lifetime: Figures;
   redis: { status: 'up' | 'down'; latency_ms: number | null };
   view: ClusterView;
   queue: { waiting: number; active: number; delayed: number; failed: number };
@@ -12,6 +13,7 @@ interface ClusterSnapshot {
 }
 
 const EMPTY: ClusterSnapshot = {
+  lifetime: {},
   redis: { status: 'down', latency_ms: null },
   view: { gateways: [], workers: [], processingSessions: 0 },
   queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
@@ -79,6 +81,9 @@ export class HealthReporter {
         unique_browser_sessions: sum(cluster.view.gateways, 'unique_browser_sessions'),
         processing_sessions: cluster.view.processingSessions,
         queue: cluster.queue,
+        total_connections_lifetime: cluster.lifetime.connections ?? 0,
+        total_messages: cluster.lifetime.messages ?? 0,
+        total_errors: cluster.lifetime.errors ?? 0,
       },
       knowledge_graph: cluster.graph,
       agents,
@@ -108,15 +113,17 @@ export class HealthReporter {
     try {
       await withTimeout(redis.ping(), REDIS_PROBE_TIMEOUT_MS);
       const latency = Math.round((performance.now() - started) * 100) / 100;
-      const [view, counts, graph] = await withTimeout(
+      const [view, counts, graph, lifetime] = await withTimeout(
         Promise.all([
           cluster.view(),
           queue.getJobCounts('wait', 'active', 'delayed', 'failed'),
-          this.graphCounts(),
+          this.ctx.graph.counts(),
+          cluster.counters(),
         ]),
         REDIS_PROBE_TIMEOUT_MS * 2,
       );
       this.snapshot = {
+        lifetime,
         redis: { status: 'up', latency_ms: latency },
         view,
         queue: {
@@ -134,9 +141,5 @@ export class HealthReporter {
     }
     this.fetchedAt = Date.now();
     return this.snapshot;
-  }
-
-  private graphCounts(): Promise<{ nodes: number; edges: number }> {
-    return this.ctx.graph.counts();
   }
 }

@@ -18,7 +18,7 @@ export function createChatQueue(
     connection,
     prefix: keys.queuePrefix,
     defaultJobOptions: {
-      attempts: 5,
+      attempts: 10,
       backoff: { type: 'exponential', delay: 1_000 },
       removeOnComplete: { age: 3_600, count: 10_000 },
       removeOnFail: { age: 7 * 86_400 },

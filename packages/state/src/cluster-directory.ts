@@ -49,9 +49,19 @@ export class ClusterDirectory {
     return this.redis.zrangebyscore(this.memberKeys(role, '')[0], now, '+inf');
   }
 
+  /** Members whose heartbeat lapsed and that nobody has forgotten yet. */
+  async expiredIds(role: 'gateway' | 'worker', now = Date.now()): Promise<string[]> {
+    return this.redis.zrangebyscore(this.memberKeys(role, '')[0], '-inf', `(${now}`);
+  }
+
+  /** Drops a dead member for good, once whatever it left behind is cleaned up. */
+  async forget(role: 'gateway' | 'worker', id: string): Promise<void> {
+    await this.redis.zrem(this.memberKeys(role, '')[0], id);
+  }
+
   async view(now = Date.now()): Promise<ClusterView> {
+    // Expired gateways stay listed until reaped (see expiredIds); workers have nothing to reap.
     await Promise.all([
-      this.redis.zremrangebyscore(this.keys.gateways, '-inf', now),
       this.redis.zremrangebyscore(this.keys.workers, '-inf', now),
       this.redis.zremrangebyscore(this.keys.processing, '-inf', now),
     ]);

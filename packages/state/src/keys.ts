@@ -22,6 +22,8 @@ export interface SessionKeys {
   fence: string;
   /** list: JSON conversation turns, oldest first */
   history: string;
+  /** set: chat ids whose answer the client asked to stop */
+  cancels: string;
 }
 
 export class KeySchema {
@@ -39,6 +41,7 @@ export class KeySchema {
       lease: `${tag}:lease`,
       fence: `${tag}:fence`,
       history: `${tag}:history`,
+      cancels: `${tag}:cancels`,
     };
   }
 
@@ -56,6 +59,14 @@ export class KeySchema {
   }
   workerStats(workerId: string): string {
     return `${this.prefix}:worker:${workerId}`;
+  }
+  /** pub/sub channel: `<sessionId>\n<chat id>` when a client cancels; every worker listens */
+  get cancelChannel(): string {
+    return `${this.prefix}:cancel`;
+  }
+  /** set: sessions that have (or had) sockets on a gateway, for reaping after it dies */
+  gatewaySessions(gatewayId: string): string {
+    return `${this.prefix}:gateway:${gatewayId}:sessions`;
   }
   /** zset: sessionId -> lease expiry (ms); a count, not a lock */
   get processing(): string {

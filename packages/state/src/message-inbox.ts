@@ -105,6 +105,21 @@ export class MessageInbox {
     return { eventId: String(reply[0]), waiting: Number(reply[1]) };
   }
 
+  /** Asks whichever worker answers the message to stop; remembered for one not yet started. */
+  async requestCancel(sessionId: string, id: string): Promise<void> {
+    const k = this.keys.session(sessionId);
+    await this.redis
+      .multi()
+      .sadd(k.cancels, id)
+      .expire(k.cancels, this.settings.sessionTtlSeconds)
+      .publish(this.keys.cancelChannel, `${sessionId}\n${id}`)
+      .exec();
+  }
+
+  async cancelRequested(sessionId: string, id: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.session(sessionId).cancels, id)) === 1;
+  }
+
   /** The conversation so far, oldest first. */
   async history(sessionId: string): Promise<HistoryTurn[]> {
     const raw = await this.redis.lrange(this.keys.session(sessionId).history, 0, -1);

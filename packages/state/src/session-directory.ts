@@ -34,11 +34,14 @@ export class SessionDirectory {
     liveGateways: ReadonlySet<string>,
   ): Promise<SocketEntry[]> {
     const key = this.keys.session(sessionId).sockets;
-    await this.redis
-      .multi()
-      .hset(key, entry.connectionId, `${entry.gatewayId}|${entry.openedAt}`)
-      .expire(key, this.ttlSeconds)
-      .exec();
+    await Promise.all([
+      this.redis
+        .multi()
+        .hset(key, entry.connectionId, `${entry.gatewayId}|${entry.openedAt}`)
+        .expire(key, this.ttlSeconds)
+        .exec(),
+      this.redis.sadd(this.keys.gatewaySessions(entry.gatewayId), sessionId),
+    ]);
     const all = await this.sockets(sessionId);
     const stale = all.filter(
       (s) => !liveGateways.has(s.gatewayId) && s.gatewayId !== entry.gatewayId,
@@ -47,8 +50,42 @@ export class SessionDirectory {
     return all.filter((s) => !stale.includes(s));
   }
 
-  async removeSocket(sessionId: string, connectionId: string): Promise<void> {
-    await this.redis.hdel(this.keys.session(sessionId).sockets, connectionId);
+  /** Removes a socket; `lastHere` says the gateway holds no other socket of the session. */
+  async removeSocket(
+    sessionId: string,
+    connectionId: string,
+    gateway: { id: string; lastHere: boolean },
+  ): Promise<void> {
+    await Promise.all([
+      this.redis.hdel(this.keys.session(sessionId).sockets, connectionId),
+      gateway.lastHere ? this.redis.srem(this.keys.gatewaySessions(gateway.id), sessionId) : null,
+    ]);
+  }
+
+  async socketCount(sessionId: string): Promise<number> {
+    return this.redis.hlen(this.keys.session(sessionId).sockets);
+  }
+
+  /** Removes every socket a dead gateway left in the session-to-socket map. */
+  async reapGateway(gatewayId: string): Promise<number> {
+    const setKey = this.keys.gatewaySessions(gatewayId);
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, sessionIds] = await this.redis.sscan(setKey, cursor, 'COUNT', 500);
+      cursor = next;
+      for (const sessionId of sessionIds) {
+        const gone = (await this.sockets(sessionId)).filter((s) => s.gatewayId === gatewayId);
+        if (gone.length > 0) {
+          removed += await this.redis.hdel(
+            this.keys.session(sessionId).sockets,
+            ...gone.map((s) => s.connectionId),
+          );
+        }
+      }
+    } while (cursor !== '0');
+    await this.redis.del(setKey);
+    return removed;
   }
 
   async sockets(sessionId: string): Promise<SocketEntry[]> {

@@ -1,4 +1,9 @@
-import { parseClientFrame, type ChatFrame, type ClientFrame } from '@chorus/protocol';
+import {
+  parseClientFrame,
+  type CancelFrame,
+  type ChatFrame,
+  type ClientFrame,
+} from '@chorus/protocol';
 import { enqueueChat } from '@chorus/state';
 import type { Socket } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
@@ -24,9 +29,8 @@ export async function handleFrame(
       type: 'error',
       code: parsed.code,
       message: parsed.message,
-      ...(parsed.frameType === 'chat' || parsed.frameType === 'cancel'
-        ? { replyTo: parsed.id }
-        : {}),
+      // A rejected chat was never acked, so this error is its one ending.
+      ...(parsed.frameType === 'chat' && parsed.id !== undefined ? { replyTo: parsed.id } : {}),
     });
     return;
   }
@@ -45,7 +49,7 @@ export async function handleFrame(
       type: 'error',
       code: wire.code,
       message: wire.message,
-      ...(frame.type === 'chat' || frame.type === 'cancel' ? { replyTo: frame.id } : {}),
+      ...(frame.type === 'chat' ? { replyTo: frame.id } : {}),
     });
   }
 }
@@ -58,13 +62,7 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
     case 'chat':
       return acceptChat(ws, ctx, frame);
     case 'cancel':
-      sendFrame(ws, ctx.stats, {
-        type: 'error',
-        code: 'bad_request',
-        message: 'cancel is not supported by this gateway version yet',
-        replyTo: frame.id,
-      });
-      return;
+      return cancelChat(ws, ctx, frame);
     case 'resume':
       await replay(ws, ctx, frame.lastEventId);
       return;
@@ -89,4 +87,23 @@ async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Pr
     ctx.stats.metrics.chatEnqueued();
   }
   sendFrame(ws, ctx.stats, { type: 'ack', id: frame.id, eventId: record.eventId });
+}
+
+/**
+ * Asks the worker answering the message to stop; the answer then ends with `reply.end`
+ * `cancelled: true`. A message that is unknown or already answered has nothing to stop: the
+ * error carries no `replyTo`, since that message's one ending is (or will be) elsewhere.
+ */
+async function cancelChat(ws: Socket, ctx: GatewayContext, frame: CancelFrame): Promise<void> {
+  const { sessionId } = ws.getUserData();
+  const record = await ctx.inbox.get(sessionId, frame.id);
+  if (!record || record.state === 'done') {
+    sendFrame(ws, ctx.stats, {
+      type: 'error',
+      code: 'bad_request',
+      message: record ? `message ${frame.id} is already answered` : `no message ${frame.id} in this session`,
+    });
+    return;
+  }
+  await ctx.inbox.requestCancel(sessionId, frame.id);
 }

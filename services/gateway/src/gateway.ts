@@ -127,6 +127,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       HEARTBEAT_TTL_MS,
     );
     ctx.liveGateways = new Set([config.GATEWAY_ID, ...(await ctx.cluster.liveIds('gateway'))]);
+    // A gateway that died without leaving: drop its sockets from the map, then forget it.
+    for (const dead of await ctx.cluster.expiredIds('gateway')) {
+      const removed = await ctx.directory.reapGateway(dead);
+      await ctx.cluster.forget('gateway', dead);
+      log.info({ gateway: dead, sockets: removed }, 'reaped a dead gateway');
+    }
   };
   const countError = () => stats.error('background_loop');
   await heartbeat().catch((error: unknown) =>
@@ -172,6 +178,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     for (const ws of [...sockets]) ws.close();
     uws.us_listen_socket_close(listenSocket);
     await Promise.all(loops.map((loop) => loop.stop()));
+    await ctx.directory.reapGateway(config.GATEWAY_ID).catch(() => undefined);
     await ctx.cluster.leave('gateway', config.GATEWAY_ID).catch(() => undefined);
     await ctx.queue.close().catch(() => undefined);
     for (const connection of [redis, subscriber, queueConnection]) connection.disconnect();

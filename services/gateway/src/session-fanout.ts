@@ -51,12 +51,13 @@ export class SessionFanout {
     return entry.subscribed;
   }
 
-  leave(ws: Socket, conn: Connection): void {
+  /** Unregisters a socket; true when it was the session's last socket on this gateway. */
+  leave(ws: Socket, conn: Connection): boolean {
     this.byConnectionId.delete(conn.connectionId);
     const entry = this.sessions.get(conn.sessionId);
-    if (!entry) return;
+    if (!entry) return true;
     entry.sockets.delete(ws);
-    if (entry.sockets.size > 0) return;
+    if (entry.sockets.size > 0) return false;
     const channel = this.keys.session(conn.sessionId).channel;
     this.sessions.delete(conn.sessionId);
     this.byChannel.delete(channel);
@@ -64,6 +65,7 @@ export class SessionFanout {
       this.stats.error('redis_unsubscribe');
       this.log.warn({ err: error, sessionId: conn.sessionId }, 'unsubscribe failed');
     });
+    return true;
   }
 
   /** Sends a socket its session's live events from now on (after welcome or replay). */

@@ -133,8 +133,9 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       if (!wasOpen) return;
       ctx.sockets.delete(ws);
       ctx.stats.connectionClosed(conn.sessionId, code);
-      ctx.fanout.leave(ws, conn);
-      ctx.directory.removeSocket(conn.sessionId, conn.connectionId).catch((error: unknown) => {
+      const lastHere = ctx.fanout.leave(ws, conn);
+      const gateway = { id: settings.gatewayId, lastHere };
+      ctx.directory.removeSocket(conn.sessionId, conn.connectionId, gateway).catch((error: unknown) => {
         ctx.stats.error('redis_unavailable');
         ctx.log.warn(
           { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },

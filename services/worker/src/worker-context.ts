@@ -1,7 +1,8 @@
 import type { Logger, WorkerMetrics } from '@chorus/observability';
-import type { MessageInbox, SessionEvents, SessionLease } from '@chorus/state';
+import type { MessageInbox, SessionDirectory, SessionEvents, SessionLease } from '@chorus/state';
 import type { KnowledgeBase } from './knowledge/knowledge-base.js';
 import type { ChatModel } from './providers/chat-model.js';
+import type { CancelListener } from './stop-signals.js';
 
 export interface WorkerSettings {
   workerId: string;
@@ -9,6 +10,7 @@ export interface WorkerSettings {
   jobTimeoutMs: number;
   deltaFlushMs: number;
   historyMaxMessages: number;
+  replyGraceMs: number;
 }
 
 /** What job processing uses; built once in worker.ts. */
@@ -19,6 +21,8 @@ export interface WorkerContext {
   events: SessionEvents;
   inbox: MessageInbox;
   lease: SessionLease;
+  directory: SessionDirectory;
+  cancels: CancelListener;
   knowledge: KnowledgeBase;
   model: ChatModel;
 }

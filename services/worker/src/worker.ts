@@ -12,13 +12,16 @@ import {
   MessageInbox,
   SessionEvents,
   SessionLease,
+  SessionDirectory,
   type ChatJobData,
 } from '@chorus/state';
 import { AGENT_COUNT } from './agent.js';
 import { createChatProcessor } from './chat-processor.js';
 import { KnowledgeBase } from './knowledge/knowledge-base.js';
 import { seedKnowledgeGraph } from './knowledge/seed.js';
+import { giveUp } from './give-up.js';
 import { startMetricsServer } from './metrics-server.js';
+import { CancelListener } from './stop-signals.js';
 import type { ChatModel } from './providers/chat-model.js';
 import { OfflineModel } from './providers/offline-model.js';
 import { OpenAIModel } from './providers/openai-model.js';
@@ -59,6 +62,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const queue = createChatQueue(queueConnection, keys);
   queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
 
+  const cancelSubscriber = createRedis(config.REDIS_URL, {
+    name: `${config.WORKER_ID}:cancels`,
+    blocking: true,
+    onError: onRedisError('cancels'),
+  });
+  const cancels = new CancelListener(cancelSubscriber, keys, log);
+  await cancels.start();
+
   const seeded = await seedKnowledgeGraph(graphStore);
   await knowledge.refresh();
   log.info({ ...seeded, inMemory: knowledge.size }, 'knowledge graph ready');
@@ -82,6 +93,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       jobTimeoutMs: config.JOB_TIMEOUT_MS,
       deltaFlushMs: config.DELTA_FLUSH_MS,
       historyMaxMessages: config.HISTORY_MAX_MESSAGES,
+      replyGraceMs: config.REPLY_GRACE_MS,
     },
     log,
     metrics,
@@ -92,6 +104,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       historyMaxEntries: config.HISTORY_MAX_MESSAGES,
     }),
     lease: new SessionLease(redis, keys, config.LEASE_TTL_MS),
+    directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
+    cancels,
     knowledge,
     model,
   };
@@ -121,9 +135,17 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     },
   );
   worker.on('error', (error) => log.warn({ err: error.message }, 'worker error'));
-  worker.on('failed', (job, error) =>
-    log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed'),
-  );
+  worker.on('failed', (job, error) => {
+    log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed');
+    if (!job) return;
+    job
+      .isFailed()
+      .then((final) => (final ? giveUp(ctx, job.data, 3 * config.LEASE_TTL_MS) : false))
+      .then(
+        (ended) => ended && log.error({ jobId: job.id }, 'gave up on a message: ended it with an error'),
+        (giveUpError: unknown) => log.error({ err: giveUpError, jobId: job.id }, 'could not end a failed message'),
+      );
+  });
 
   const heartbeat = async () => {
     await cluster.heartbeat(
@@ -153,7 +175,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   await heartbeat();
   const timers = [
     loop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat),
-    loop('graph-refresh', GRAPH_REFRESH_MS, () => knowledge.refresh()),
+    // Re-seeds too, should Redis have lost the graph (a restart without persistence).
+    loop('graph-refresh', GRAPH_REFRESH_MS, async () => {
+      await seedKnowledgeGraph(graphStore);
+      await knowledge.refresh();
+    }),
   ];
 
   const health = async () => {
@@ -199,7 +225,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     await cluster.leave('worker', config.WORKER_ID).catch(() => undefined);
     await queue.close().catch(() => undefined);
     server.close();
-    for (const connection of [redis, bullConnection, queueConnection]) connection.disconnect();
+    cancels.stop();
+    for (const connection of [redis, bullConnection, queueConnection, cancelSubscriber]) {
+      connection.disconnect();
+    }
     log.info('worker stopped');
   };
   return { metricsPort, stop: () => (stopping ??= stop()) };

@@ -1,0 +1,504 @@
+import { randomBytes } from 'node:crypto';
+import type { ReplyEndEvent } from '@chorus/protocol';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import {
+  ClusterDirectory,
+  decodeLiveMessage,
+  encodeControl,
+  GraphStore,
+  KeySchema,
+  MessageInbox,
+  SessionDirectory,
+  SessionEvents,
+  SessionLease,
+  type Graph,
+  type HistoryTurn,
+  type InboxSettings,
+} from './index.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisUrl: string;
+  }
+}
+
+const EVENT_ID = /^\d+-\d+$/;
+const SETTINGS: InboxSettings = { eventsMaxLen: 1_000, sessionTtlSeconds: 3_600, historyMaxEntries: 4 };
+
+let redis: Redis;
+let prefix: string;
+let keys: KeySchema;
+let inbox: MessageInbox;
+let events: SessionEvents;
+let lease: SessionLease;
+let session: string;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const compareIds = (a: string, b: string) => {
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+};
+const newSessionId = () => randomBytes(8).toString('hex');
+
+/** The stream as stored: [eventId, parsed body]. */
+async function storedEvents(sessionId: string): Promise<[string, Record<string, unknown>][]> {
+  const entries = await redis.xrange(keys.session(sessionId).events, '-', '+');
+  return entries.map(([id, fields]) => {
+    expect(fields[0]).toBe('e');
+    return [id, JSON.parse(fields[1] ?? 'null') as Record<string, unknown>];
+  });
+}
+
+async function deleteKeys(pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (found.length > 0) await redis.del(...found);
+  } while (cursor !== '0');
+}
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
+});
+afterAll(() => {
+  redis.disconnect();
+});
+beforeEach(() => {
+  prefix = `t${randomBytes(5).toString('hex')}`;
+  keys = new KeySchema(prefix);
+  inbox = new MessageInbox(redis, keys, SETTINGS);
+  events = new SessionEvents(redis, keys, SETTINGS.eventsMaxLen);
+  lease = new SessionLease(redis, keys, 5_000);
+  session = newSessionId();
+});
+afterEach(async () => {
+  await deleteKeys(`*${prefix}*`);
+  expect(await redis.keys(`*${prefix}*`)).toEqual([]);
+});
+
+describe('MessageInbox.accept', () => {
+  it('is idempotent on (session, id): one record, one user.message, one inbox entry', async () => {
+    const first = await inbox.accept(session, { id: 'm1', text: 'hello', ts: 1_000 });
+    expect(first.duplicate).toBe(false);
+    expect(first.record).toEqual({ eventId: expect.stringMatching(EVENT_ID), text: 'hello', ts: 1_000, state: 'pending' });
+
+    const again = await inbox.accept(session, { id: 'm1', text: 'something else', ts: 2_000 });
+    expect(again).toEqual({ duplicate: true, record: first.record });
+
+    const k = keys.session(session);
+    expect(await storedEvents(session)).toEqual([
+      [first.record.eventId, { type: 'user.message', id: 'm1', text: 'hello', ts: 1_000 }],
+    ]);
+    expect(await redis.lrange(k.inbox, 0, -1)).toEqual(['m1']);
+    expect(await inbox.get(session, 'm1')).toEqual(first.record);
+    expect(await inbox.head(session)).toEqual({ id: 'm1', record: first.record });
+    const ttl = await redis.ttl(k.messages);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(SETTINGS.sessionTtlSeconds);
+  });
+
+  it('queues distinct ids in order and scopes ids to their session', async () => {
+    const m1 = await inbox.accept(session, { id: 'm1', text: 'one', ts: 1 });
+    const m2 = await inbox.accept(session, { id: 'm2', text: 'two', ts: 2 });
+    const other = await inbox.accept(newSessionId(), { id: 'm1', text: 'one', ts: 1 });
+    expect(m2.duplicate).toBe(false);
+    expect(other.duplicate).toBe(false);
+    expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m1', 'm2']);
+    expect((await storedEvents(session)).map(([id]) => id)).toEqual([m1.record.eventId, m2.record.eventId]);
+    expect(await inbox.get(session, 'missing')).toBeNull();
+    expect(await inbox.head(newSessionId())).toBeNull();
+  });
+});
+
+describe('SessionLease', () => {
+  it('is only acquired when a message waits, by one holder at a time, with increasing fences', async () => {
+    expect(await lease.acquire(session)).toBeNull();
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+
+    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const first = await lease.acquire(session);
+    expect(first).toEqual(expect.any(Number));
+    expect(await lease.acquire(session)).toBeNull();
+    expect(await redis.zscore(keys.processing, session)).not.toBeNull();
+
+    await lease.release(session, first!);
+    expect(await redis.zscore(keys.processing, session)).toBeNull();
+    const second = await lease.acquire(session);
+    expect(second).toBeGreaterThan(first!);
+
+    // A stale holder can neither release nor renew the current lease.
+    await lease.release(session, first!);
+    expect(await lease.acquire(session)).toBeNull();
+    expect(await lease.renew(session, first!)).toBe(false);
+    expect(await lease.renew(session, second!)).toBe(true);
+  });
+
+  it('expires by itself after its TTL', async () => {
+    const short = new SessionLease(redis, keys, 300);
+    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const fence = await short.acquire(session);
+    expect(fence).not.toBeNull();
+    const pttl = await redis.pttl(keys.session(session).lease);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(300);
+    expect(await short.acquire(session)).toBeNull();
+
+    await sleep(400);
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+    expect(await short.renew(session, fence!)).toBe(false);
+    const next = await short.acquire(session);
+    expect(next).toBeGreaterThan(fence!);
+  });
+});
+
+describe('fencing', () => {
+  it('a stale fence appends nothing; the current fence appends a readable event', async () => {
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const stale = (await lease.acquire(session))!;
+    await lease.release(session, stale);
+    const current = (await lease.acquire(session))!;
+
+    expect(await events.appendAsLeaseHolder(session, stale, { type: 'status', state: 'processing', replyTo: 'm1' })).toBeNull();
+    expect(await redis.xlen(keys.session(session).events)).toBe(1);
+
+    const eventId = await events.appendAsLeaseHolder(session, current, { type: 'status', state: 'processing', replyTo: 'm1' });
+    expect(eventId).toMatch(EVENT_ID);
+    const after = await events.readAfter(session, record.eventId, 10);
+    expect(after).toHaveLength(1);
+    expect(after[0]?.eventId).toBe(eventId);
+    expect(JSON.parse(after[0]?.body ?? '')).toEqual({ type: 'status', state: 'processing', replyTo: 'm1' });
+  });
+
+  it('nobody appends once the lease has expired, not even its last holder', async () => {
+    const short = new SessionLease(redis, keys, 200);
+    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const fence = (await short.acquire(session))!;
+    await sleep(300);
+    expect(await events.appendAsLeaseHolder(session, fence, { type: 'status', state: 'idle' })).toBeNull();
+    expect(await redis.xlen(keys.session(session).events)).toBe(1);
+  });
+});
+
+describe('MessageInbox.finish', () => {
+  const replyEnd = (id: string, text: string): ReplyEndEvent => ({
+    type: 'reply.end',
+    replyTo: id,
+    agent: 'tutor',
+    agents: ['tutor'],
+    text,
+  });
+  const turnsOf = (id: string, question: string, answer: string): HistoryTurn[] => [
+    { role: 'user', content: question, id },
+    { role: 'assistant', content: answer, id },
+  ];
+
+  it('ends the last waiting message: final event, done, out of the inbox, history, lease freed, idle', async () => {
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    const result = await inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q1', 'a1'));
+    expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 0 });
+
+    const after = await events.readAfter(session, record.eventId, 10);
+    expect(after.map((e) => JSON.parse(e.body) as unknown)).toEqual([
+      { type: 'reply.end', replyTo: 'm1', agent: 'tutor', agents: ['tutor'], text: 'a1' },
+      { type: 'status', state: 'idle' },
+    ]);
+    expect(after[0]?.eventId).toBe(result?.eventId);
+    expect(await inbox.get(session, 'm1')).toEqual({ ...record, state: 'done' });
+    expect(await redis.llen(keys.session(session).inbox)).toBe(0);
+    expect(await inbox.head(session)).toBeNull();
+    expect(await inbox.history(session)).toEqual(turnsOf('m1', 'q1', 'a1'));
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+    expect(await lease.acquire(session)).toBeNull(); // free, but nothing waits
+
+    // A resend after the answer is a duplicate of a done message.
+    expect(await inbox.accept(session, { id: 'm1', text: 'q1', ts: 2 })).toEqual({
+      duplicate: true,
+      record: { ...record, state: 'done' },
+    });
+  });
+
+  it('keeps the lease while another message waits, and trims the history to historyMaxEntries', async () => {
+    const accepted = [];
+    for (const id of ['m1', 'm2', 'm3']) accepted.push(await inbox.accept(session, { id, text: `q-${id}`, ts: 1 }));
+    const fence = (await lease.acquire(session))!;
+    const before = await redis.xlen(keys.session(session).events);
+
+    const first = await inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q-m1', 'a1'));
+    expect(first?.waiting).toBe(2);
+    const second = await inbox.finish(session, fence, 'm2', replyEnd('m2', 'a2'), turnsOf('m2', 'q-m2', 'a2'));
+    expect(second?.waiting).toBe(1);
+    // Only the two reply.end events: no idle while messages wait, and the lease is still ours.
+    expect(await redis.xlen(keys.session(session).events)).toBe(before + 2);
+    expect(await redis.get(keys.session(session).lease)).toBe(String(fence));
+    expect(await lease.acquire(session)).toBeNull();
+    expect(await inbox.head(session)).toEqual({ id: 'm3', record: accepted[2]?.record });
+
+    const third = await inbox.finish(session, fence, 'm3', replyEnd('m3', 'a3'), turnsOf('m3', 'q-m3', 'a3'));
+    expect(third?.waiting).toBe(0);
+    expect(await inbox.history(session)).toEqual([...turnsOf('m2', 'q-m2', 'a2'), ...turnsOf('m3', 'q-m3', 'a3')]);
+    const tail = (await storedEvents(session)).slice(-2).map(([, body]) => body);
+    expect(tail).toEqual([replyEnd('m3', 'a3'), { type: 'status', state: 'idle' }]);
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+  });
+
+  it('returns waiting=1 for the first of two messages', async () => {
+    await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
+    await inbox.accept(session, { id: 'm2', text: 'q2', ts: 2 });
+    const fence = (await lease.acquire(session))!;
+    const error = { type: 'error', code: 'llm_unavailable', message: 'down', replyTo: 'm1' } as const;
+    const result = await inbox.finish(session, fence, 'm1', error, [{ role: 'user', content: 'q1', id: 'm1' }]);
+    expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 1 });
+    expect((await storedEvents(session)).at(-1)).toEqual([result?.eventId, error]);
+    expect(await redis.get(keys.session(session).lease)).toBe(String(fence));
+    expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m2']);
+  });
+
+  it('with a stale fence returns null and changes nothing', async () => {
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
+    const stale = (await lease.acquire(session))!;
+    await lease.release(session, stale);
+    const current = (await lease.acquire(session))!;
+    const k = keys.session(session);
+    const snapshot = async () => ({
+      events: await redis.xrange(k.events, '-', '+'),
+      inbox: await redis.lrange(k.inbox, 0, -1),
+      messages: await redis.hgetall(k.messages),
+      history: await redis.lrange(k.history, 0, -1),
+      lease: await redis.get(k.lease),
+    });
+    const before = await snapshot();
+
+    expect(await inbox.finish(session, stale, 'm1', replyEnd('m1', 'late'), turnsOf('m1', 'q1', 'late'))).toBeNull();
+    expect(await snapshot()).toEqual(before);
+    expect(before.lease).toBe(String(current));
+    expect(await inbox.get(session, 'm1')).toEqual(record);
+  });
+});
+
+describe('SessionEvents', () => {
+  it('readAfter returns events strictly after an id, in order; oldestEventId is the first', async () => {
+    expect(await events.oldestEventId(session)).toBeNull();
+    expect(await events.readAfter(session, '0-0', 10)).toEqual([]);
+
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    const ids = [record.eventId];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await events.appendAsLeaseHolder(session, fence, { type: 'reply.delta', replyTo: 'm1', agent: 'tutor', text: `${i}` }))!);
+    }
+    expect([...ids].sort(compareIds)).toEqual(ids);
+    expect(new Set(ids).size).toBe(6);
+
+    const afterSecond = await events.readAfter(session, ids[1]!, 10);
+    expect(afterSecond.map((e) => e.eventId)).toEqual(ids.slice(2));
+    expect(afterSecond.map((e) => (JSON.parse(e.body) as { text: string }).text)).toEqual(['1', '2', '3', '4']);
+    expect((await events.readAfter(session, '0-0', 2)).map((e) => e.eventId)).toEqual(ids.slice(0, 2));
+    expect(await events.readAfter(session, ids[5]!, 10)).toEqual([]);
+    expect(await events.oldestEventId(session)).toBe(ids[0]);
+  });
+
+  it('the log is bounded: oldestEventId moves on once old entries are trimmed', async () => {
+    const small = new SessionEvents(redis, keys, 10);
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    let last = '';
+    for (let i = 0; i < 300; i++) last = (await small.appendAsLeaseHolder(session, fence, { type: 'status', state: 'processing' }))!;
+    expect(await redis.xlen(keys.session(session).events)).toBeLessThan(300);
+    const oldest = await small.oldestEventId(session);
+    expect(oldest).not.toBe(record.eventId);
+    expect(await small.readAfter(session, last, 10)).toEqual([]);
+  });
+});
+
+describe('live messages', () => {
+  let subscriber: Redis;
+  afterEach(() => subscriber?.disconnect());
+
+  it('accept and append publish `<eventId>\\n<body>` on the session channel', async () => {
+    subscriber = new Redis(inject('redisUrl'));
+    const received: string[] = [];
+    subscriber.on('message', (channel: string, raw: string) => {
+      if (channel === keys.session(session).channel) received.push(raw);
+    });
+    await subscriber.subscribe(keys.session(session).channel);
+
+    const { record } = await inbox.accept(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
+    await inbox.accept(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing
+    const fence = (await lease.acquire(session))!;
+    const appended = await events.appendAsLeaseHolder(session, fence, { type: 'reply.start', replyTo: 'm1', agent: 'tutor' });
+    // A fenced-out append publishes nothing either.
+    expect(await events.appendAsLeaseHolder(session, fence + 1, { type: 'status', state: 'idle' })).toBeNull();
+
+    const deadline = Date.now() + 2_000;
+    while (received.length < 2 && Date.now() < deadline) await sleep(10);
+    await sleep(50);
+    expect(received).toHaveLength(2);
+    const [first, second] = received.map((raw) => decodeLiveMessage(raw));
+    expect(first).toEqual({ kind: 'event', eventId: record.eventId, body: expect.any(String) });
+    expect(received[0]).toBe(`${record.eventId}\n${first?.kind === 'event' ? first.body : ''}`);
+    expect(JSON.parse(first?.kind === 'event' ? first.body : '')).toEqual({
+      type: 'user.message',
+      id: 'm1',
+      text: 'line one\nline two',
+      ts: 7,
+    });
+    expect(second).toEqual({ kind: 'event', eventId: appended, body: JSON.stringify({ type: 'reply.start', replyTo: 'm1', agent: 'tutor' }) });
+  });
+
+  it('control messages round-trip and garbage decodes to null', () => {
+    const raw = encodeControl({ kind: 'evict', connectionId: 'c-1', code: 4001 });
+    expect(raw.startsWith('!')).toBe(true);
+    expect(decodeLiveMessage(raw)).toEqual({ kind: 'evict', connectionId: 'c-1', code: 4001 });
+    expect(decodeLiveMessage('1-0\n{"a":1}\n{"b":2}')).toEqual({ kind: 'event', eventId: '1-0', body: '{"a":1}\n{"b":2}' });
+    for (const garbage of ['', 'no newline', '\nbody only', '!', '!not json', '!{"kind":"evict"}', '!{"kind":"evict","connectionId":1,"code":4001}', '!{"kind":"other","connectionId":"c","code":1}', '!null']) {
+      expect(decodeLiveMessage(garbage), garbage).toBeNull();
+    }
+  });
+});
+
+describe('SessionDirectory', () => {
+  it('ensure() tells a new session from a known one', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    expect(await directory.ensure(session, 1_000)).toBe(false);
+    expect(await directory.ensure(session, 2_000)).toBe(true);
+    const meta = keys.session(session).meta;
+    expect(await redis.hgetall(meta)).toEqual({ created: '1000', lastSeen: '2000' });
+    const ttl = await redis.ttl(meta);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+  });
+
+  it('addSocket lists sockets oldest first and prunes those of dead gateways; removeSocket', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    const live = new Set(['gw-a', 'gw-b']);
+    const c2 = { connectionId: 'c2', gatewayId: 'gw-a', openedAt: 2_000 };
+    const c1 = { connectionId: 'c1', gatewayId: 'gw-b', openedAt: 1_000 };
+    const c0 = { connectionId: 'c0', gatewayId: 'gw-gone', openedAt: 500 };
+    const c3 = { connectionId: 'c3', gatewayId: 'gw-a', openedAt: 3_000 };
+    expect(await directory.addSocket(session, c2, live)).toEqual([c2]);
+    expect(await directory.addSocket(session, c1, live)).toEqual([c1, c2]);
+    // A gateway that is not (yet) in the live set keeps its own new socket.
+    expect(await directory.addSocket(session, c0, live)).toEqual([c0, c1, c2]);
+    // gw-b and gw-gone are dead now: their sockets go.
+    expect(await directory.addSocket(session, c3, new Set(['gw-a']))).toEqual([c2, c3]);
+    expect(await directory.sockets(session)).toEqual([c2, c3]);
+    expect(await redis.ttl(keys.session(session).sockets)).toBeGreaterThan(0);
+
+    await directory.removeSocket(session, 'c2', { id: 'gw-a', lastHere: false });
+    await directory.removeSocket(session, 'never-there', { id: 'gw-a', lastHere: false });
+    expect(await directory.sockets(session)).toEqual([c3]);
+    expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
+    await directory.removeSocket(session, 'c3', { id: 'gw-a', lastHere: true });
+    expect(await directory.sockets(session)).toEqual([]);
+    expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(0);
+  });
+
+  it('reapGateway removes only the sockets a dead gateway left behind', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    const other = newSessionId();
+    const all = new Set(['gw-dead', 'gw-live']);
+    const mine = { connectionId: 'keep', gatewayId: 'gw-live', openedAt: 1 };
+    await directory.addSocket(session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 }, all);
+    await directory.addSocket(session, mine, all);
+    await directory.addSocket(other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 }, all);
+    expect(await directory.reapGateway('gw-dead')).toBe(2);
+    expect(await directory.sockets(session)).toEqual([mine]);
+    expect(await directory.sockets(other)).toEqual([]);
+    expect(await redis.exists(keys.gatewaySessions('gw-dead'))).toBe(0);
+  });
+});
+
+describe('ClusterDirectory', () => {
+  it('heartbeats make members live with their figures until the TTL passes', async () => {
+    const cluster = new ClusterDirectory(redis, keys);
+    await cluster.heartbeat('gateway', 'gw-1', { connections: 3, sessions: 2 }, 300);
+    await cluster.heartbeat('worker', 'wk-1', { active_jobs: 1, offline: 0 }, 10_000);
+    expect(await cluster.view()).toEqual({
+      gateways: [{ id: 'gw-1', figures: { connections: 3, sessions: 2 } }],
+      workers: [{ id: 'wk-1', figures: { active_jobs: 1, offline: 0 } }],
+      processingSessions: 0,
+    });
+    // A newer heartbeat replaces the figures, it does not merge them.
+    await cluster.heartbeat('worker', 'wk-1', { active_jobs: 2 }, 10_000);
+    expect((await cluster.view()).workers).toEqual([{ id: 'wk-1', figures: { active_jobs: 2 } }]);
+
+    await sleep(400);
+    const later = await cluster.view();
+    expect(later.gateways).toEqual([]);
+    expect(later.workers.map((w) => w.id)).toEqual(['wk-1']);
+    expect(await redis.exists(keys.gatewayStats('gw-1'))).toBe(0);
+    expect(await cluster.liveIds('gateway')).toEqual([]);
+    expect(await cluster.expiredIds('gateway')).toEqual(['gw-1']);
+    await cluster.forget('gateway', 'gw-1');
+    expect(await cluster.expiredIds('gateway')).toEqual([]);
+
+    await cluster.leave('worker', 'wk-1');
+    expect((await cluster.view()).workers).toEqual([]);
+    expect(await redis.exists(keys.workerStats('wk-1'))).toBe(0);
+  });
+
+  it('counts sessions that hold a processing lease', async () => {
+    const cluster = new ClusterDirectory(redis, keys);
+    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    expect((await cluster.view()).processingSessions).toBe(1);
+    await lease.release(session, fence);
+    expect((await cluster.view()).processingSessions).toBe(0);
+  });
+
+  it('incrementCounters adds up; counters reads them back as numbers', async () => {
+    const cluster = new ClusterDirectory(redis, keys);
+    expect(await cluster.counters()).toEqual({});
+    await cluster.incrementCounters({ messages: 2, errors: 0, connections: 1 });
+    await cluster.incrementCounters({ messages: 3 });
+    expect(await cluster.counters()).toEqual({ messages: 5, connections: 1 });
+  });
+});
+
+describe('GraphStore', () => {
+  const graph: Graph = {
+    nodes: [
+      { id: 'a', label: 'Array', type: 'concept', description: 'contiguous' },
+      { id: 'b', label: 'Binary search', type: 'algorithm' },
+      { id: 'c', label: 'Sorting', type: 'topic' },
+    ],
+    edges: [
+      { source: 'b', target: 'a', label: 'uses' },
+      { source: 'b', target: 'a', label: 'uses' },
+      { source: 'b', target: 'a', label: 'requires' },
+      { source: 'b', target: 'c', label: 'requires' },
+    ],
+  };
+  const byId = <T extends { id: string }>(list: T[]) => [...list].sort((x, y) => x.id.localeCompare(y.id));
+  const edgeOrder = (list: Graph['edges']) =>
+    [...list].sort((x, y) => `${x.source}|${x.label}|${x.target}`.localeCompare(`${y.source}|${y.label}|${y.target}`));
+
+  it('seeds once per version, dedupes edges, counts and loads', async () => {
+    const store = new GraphStore(redis, keys);
+    expect(await store.counts()).toEqual({ nodes: 0, edges: 0 });
+    expect(await store.seed(graph, 'v1')).toBe(true);
+    expect(await store.counts()).toEqual({ nodes: 3, edges: 3 });
+    const loaded = await store.load();
+    expect(byId(loaded.nodes)).toEqual(graph.nodes);
+    expect(edgeOrder(loaded.edges)).toEqual(edgeOrder([graph.edges[0]!, graph.edges[2]!, graph.edges[3]!]));
+
+    const changed: Graph = { nodes: [...graph.nodes, { id: 'd', label: 'Heap', type: 'concept' }], edges: graph.edges };
+    expect(await store.seed(changed, 'v1')).toBe(false);
+    expect(await store.counts()).toEqual({ nodes: 3, edges: 3 });
+    expect(await store.seed(changed, 'v2')).toBe(true);
+    expect(await store.counts()).toEqual({ nodes: 4, edges: 3 });
+  });
+
+  it('loads a graph larger than one write batch', async () => {
+    const store = new GraphStore(redis, keys);
+    const nodes = Array.from({ length: 1_203 }, (_, i) => ({ id: `n${i}`, label: `Node ${i}`, type: 'concept' }));
+    const edges = nodes.slice(1).map((n, i) => ({ source: `n${i}`, target: n.id, label: 'next' }));
+    expect(await store.seed({ nodes, edges }, 'big')).toBe(true);
+    expect(await store.counts()).toEqual({ nodes: 1_203, edges: 1_202 });
+    expect((await store.load()).nodes).toHaveLength(1_203);
+  });
+});

@@ -11,6 +11,8 @@ export class GatewayMetrics {
   private readonly backpressure: Counter;
   private readonly enqueued: Counter;
   private readonly firstDelta: Histogram;
+  private readonly processing: Gauge;
+  private readonly resumes: Counter<'outcome'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -57,6 +59,17 @@ export class GatewayMetrics {
       help: 'Chat jobs put on the queue.',
       registers,
     });
+    this.processing = new Gauge({
+      name: 'chorus_sessions_processing',
+      help: 'Sessions with a socket on this gateway whose message is being answered.',
+      registers,
+    });
+    this.resumes = new Counter({
+      name: 'chorus_resume_total',
+      help: 'Replays requested with lastEventId or resume, by outcome (replayed, reset, invalid).',
+      labelNames: ['outcome'],
+      registers,
+    });
     this.firstDelta = new Histogram({
       name: 'chorus_reply_first_delta_seconds',
       help: 'Time from a chat ack to the first reply delta forwarded by this gateway.',
@@ -87,6 +100,12 @@ export class GatewayMetrics {
   }
   chatEnqueued(): void {
     this.enqueued.inc();
+  }
+  sessionsProcessing(count: number): void {
+    this.processing.set(count);
+  }
+  resumed(outcome: 'replayed' | 'reset' | 'invalid'): void {
+    this.resumes.inc({ outcome });
   }
   firstDeltaObserved(seconds: number): void {
     this.firstDelta.observe(seconds);

@@ -87,6 +87,7 @@ async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Pr
     ctx.stats.metrics.chatEnqueued();
   }
   sendFrame(ws, ctx.stats, { type: 'ack', id: frame.id, eventId: record.eventId });
+  if (record.state === 'pending') ctx.firstDelta.acked(sessionId, frame.id);
 }
 
 /**

@@ -11,6 +11,7 @@ import type {
   SessionEvents,
 } from '@chorus/state';
 import type { Socket } from './connection.js';
+import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { SessionFanout } from './session-fanout.js';
 import type { ReplicaStats } from './replica-stats.js';
 import type { SessionTokens } from './session-token.js';
@@ -40,6 +41,7 @@ export interface GatewayContext {
   queue: Queue<ChatJobData>;
   fanout: SessionFanout;
   stats: ReplicaStats;
+  firstDelta: FirstDeltaClock;
   /** Gateways whose heartbeat is current, refreshed by the heartbeat loop. */
   liveGateways: Set<string>;
   /** Every open socket of this gateway (for the liveness sweep and drain). */

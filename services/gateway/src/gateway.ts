@@ -15,6 +15,7 @@ import {
 import { startLoop } from './background-loop.js';
 import type { Socket } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
+import { FirstDeltaClock } from './first-delta-clock.js';
 import { HealthReporter } from './health.js';
 import { loadIndexHtml, registerHttpRoutes } from './http-routes.js';
 import { ReplicaStats } from './replica-stats.js';
@@ -63,7 +64,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     onError: onRedisError('queue'),
   });
   const registry = createRegistry('gateway', config.GATEWAY_ID);
-  const stats = new ReplicaStats(new GatewayMetrics(registry));
+  const metrics = new GatewayMetrics(registry);
+  const stats = new ReplicaStats(metrics);
+  const firstDelta = new FirstDeltaClock(metrics);
   const app = uws.App();
 
   const ctx: GatewayContext = {
@@ -90,7 +93,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     cluster: new ClusterDirectory(redis, keys),
     graph: new GraphStore(redis, keys),
     queue: createChatQueue(queueConnection, keys),
-    fanout: new SessionFanout(app, subscriber, keys, stats, log),
+    fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log),
+    firstDelta,
     stats,
     liveGateways: new Set([config.GATEWAY_ID]),
     sockets: new Set<Socket>(),
@@ -150,6 +154,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
           if (!conn.closed && conn.lastSeen < deadline)
             ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
         }
+        firstDelta.forgetOld();
       },
       log,
       countError,

@@ -39,6 +39,7 @@ export async function replay(
     for (const pending of conn.catchingUp ?? []) {
       if (compareEventIds(pending.eventId, cursor) > 0) sendRaw(ws, ctx.stats, pending.frame);
     }
+    ctx.stats.metrics.resumed(outcome);
     return outcome;
   } finally {
     conn.catchingUp = null;

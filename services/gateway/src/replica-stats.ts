@@ -25,6 +25,7 @@ export class ReplicaStats {
     else {
       this.socketsBySession.delete(sessionId);
       this.processing.delete(sessionId);
+      this.metrics.sessionsProcessing(this.processing.size);
     }
     this.metrics.connectionClosed(code);
   }
@@ -42,6 +43,7 @@ export class ReplicaStats {
   sessionState(sessionId: string, processing: boolean): void {
     if (processing && this.socketsBySession.has(sessionId)) this.processing.add(sessionId);
     else this.processing.delete(sessionId);
+    this.metrics.sessionsProcessing(this.processing.size);
   }
 
   get uniqueSessions(): number {

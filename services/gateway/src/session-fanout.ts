@@ -2,6 +2,7 @@ import { withEventId } from '@chorus/protocol';
 import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
 import { sessionTopic, type Connection, type Socket } from './connection.js';
+import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { ReplicaStats } from './replica-stats.js';
 import type { TemplatedApp } from './uws.js';
 
@@ -27,6 +28,7 @@ export class SessionFanout {
     private readonly subscriber: Redis,
     private readonly keys: KeySchema,
     private readonly stats: ReplicaStats,
+    private readonly firstDelta: FirstDeltaClock,
     private readonly log: Logger,
   ) {
     subscriber.on('message', (channel: string, raw: string) => this.deliver(channel, raw));
@@ -105,6 +107,7 @@ export class SessionFanout {
     if (message.body.startsWith(STATUS_PREFIX)) {
       this.stats.sessionState(entry.sessionId, message.body.includes('"state":"processing"'));
     }
+    this.firstDelta.event(entry.sessionId, message.body);
     const frame = withEventId(message.eventId, message.body);
     this.app.publish(sessionTopic(entry.sessionId), frame);
     let delivered = this.app.numSubscribers(sessionTopic(entry.sessionId));

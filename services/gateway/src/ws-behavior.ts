@@ -189,6 +189,7 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
     await replay(ws, ctx, conn.lastEventId);
   } else {
     ctx.fanout.goLive(ws);
+    ctx.stats.metrics.resumed('invalid');
     sendFrame(ws, ctx.stats, {
       type: 'error',
       code: 'bad_request',

@@ -1,6 +1,11 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GATEWAY_MAIN, ServiceProcess, TEST_SECRET, WORKER_MAIN } from './support/service-process.js';
+import {
+  GATEWAY_MAIN,
+  ServiceProcess,
+  TEST_SECRET,
+  WORKER_MAIN,
+} from './support/service-process.js';
 import { TestBrowser, UpgradeRefused, type Frame } from './support/test-browser.js';
 import { TestCluster } from './support/test-cluster.js';
 
@@ -30,7 +35,11 @@ async function healthOf(url: string): Promise<ClusterHealth> {
   return (await res.json()) as ClusterHealth;
 }
 
-async function pollHealth(url: string, done: (h: ClusterHealth) => boolean, timeoutMs: number): Promise<ClusterHealth> {
+async function pollHealth(
+  url: string,
+  done: (h: ClusterHealth) => boolean,
+  timeoutMs: number,
+): Promise<ClusterHealth> {
   const deadline = Date.now() + timeoutMs;
   let health = await healthOf(url);
   while (!done(health) && Date.now() < deadline) {
@@ -71,12 +80,14 @@ describe('connection rules', () => {
     return { closed, frames: browser.frames };
   };
 
+  let startedAt = 0;
   beforeAll(async () => {
     cluster = await TestCluster.start({
       gateways: 2,
       workers: 1,
       gatewayEnv: { MAX_MESSAGE_BYTES: '1024', MAX_SOCKETS_PER_SESSION: '2' },
     });
+    startedAt = Date.now();
   });
   afterAll(async () => {
     for (const browser of browsers) browser.terminate();
@@ -92,7 +103,10 @@ describe('connection rules', () => {
       const other = await open(0);
       expect(other.welcome.sessionId).not.toBe(first.welcome.sessionId);
 
-      const joined = await open(1, { session: String(first.welcome.sessionId), token: String(first.welcome.token) });
+      const joined = await open(1, {
+        session: String(first.welcome.sessionId),
+        token: String(first.welcome.token),
+      });
       expect(joined.welcome).toMatchObject({
         sessionId: first.welcome.sessionId,
         token: first.welcome.token,
@@ -120,7 +134,12 @@ describe('connection rules', () => {
 
     it('a malformed session id is closed with 4401', async () => {
       const { welcome } = await open(0);
-      for (const session of ['not-a-session', '../../etc/passwd', `${String(welcome.sessionId)}x`, '']) {
+      for (const session of [
+        'not-a-session',
+        '../../etc/passwd',
+        `${String(welcome.sessionId)}x`,
+        '',
+      ]) {
         const { closed, frames } = await rejected(0, { session, token: String(welcome.token) });
         expect(closed.code, `session ${JSON.stringify(session)}`).toBe(4401);
         expect(frames).toEqual([]);
@@ -143,12 +162,17 @@ describe('connection rules', () => {
 
       const socket = new WebSocket(cluster.gateway(1).wsUrl);
       const frames: Frame[] = [];
-      socket.on('message', (data: WebSocket.RawData) => frames.push(JSON.parse(data.toString()) as Frame));
+      // Text frames arrive as one Buffer (ws's default binaryType).
+      socket.on('message', (data: Buffer) =>
+        frames.push(JSON.parse(data.toString('utf8')) as Frame),
+      );
       try {
         await within(
           new Promise<void>((resolve, reject) => {
             socket.once('error', reject);
-            socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+            socket.once('unexpected-response', (_req, res) =>
+              reject(new Error(`HTTP ${res.statusCode}`)),
+            );
             socket.on('message', () => resolve());
           }),
           5_000,
@@ -167,7 +191,11 @@ describe('connection rules', () => {
       expect(welcome.limits).toEqual({ maxMessageBytes: 1024 });
       browser.chat('big', 'x'.repeat(1100));
       const error = await browser.next('error');
-      expect(error).toMatchObject({ code: 'too_large', replyTo: 'big', message: expect.any(String) });
+      expect(error).toMatchObject({
+        code: 'too_large',
+        replyTo: 'big',
+        message: expect.any(String),
+      });
       expect(browser.frames.some((f) => f.type === 'ack')).toBe(false);
       browser.send({ type: 'ping' });
       await expect(browser.next('pong')).resolves.toMatchObject({ ts: expect.any(Number) });
@@ -182,26 +210,6 @@ describe('connection rules', () => {
       const closed = await within(browser.closed, 5_000, 'close after a 10 KB frame');
       expect(closed.code).toBe(1009);
       expect(browser.frames.some((f) => f.type === 'ack')).toBe(false);
-    });
-  });
-
-  describe('per-session socket cap', () => {
-    it('a third socket of a session replaces the oldest with 4001; the other two keep receiving', async () => {
-      const first = await open(0);
-      const session = { session: String(first.welcome.sessionId), token: String(first.welcome.token) };
-      const second = await open(1, session);
-      const third = await open(0, session);
-      const replaced = await within(first.browser.closed, 5_000, 'oldest socket replaced');
-      expect(replaced.code).toBe(4001);
-
-      third.browser.chat('capped', 'What is a linked list?');
-      const [endOnSecond, endOnThird] = await Promise.all([
-        second.browser.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'capped', 20_000),
-        third.browser.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'capped', 20_000),
-      ]);
-      expect(endOnSecond.text).toBe(endOnThird.text);
-      expect(second.browser.socket.readyState).toBe(WebSocket.OPEN);
-      expect(third.browser.socket.readyState).toBe(WebSocket.OPEN);
     });
   });
 
@@ -231,12 +239,26 @@ describe('connection rules', () => {
     });
 
     it('a bad configuration exits 1 and names the variable on stderr', async () => {
-      const base = { REDIS_URL: cluster.redisUrl, KEY_PREFIX: cluster.prefix, PORT: '0', HOST: '127.0.0.1' };
+      const base = {
+        REDIS_URL: cluster.redisUrl,
+        KEY_PREFIX: cluster.prefix,
+        PORT: '0',
+        HOST: '127.0.0.1',
+      };
       const origins = { ALLOWED_ORIGINS: 'http://localhost:8080' };
       const [noSecret, badPort, badConcurrency] = await Promise.all([
         refusedStart('gateway', GATEWAY_MAIN, { ...base, ...origins }),
-        refusedStart('gateway', GATEWAY_MAIN, { ...base, ...origins, SESSION_SECRET: TEST_SECRET, PORT: 'abc' }),
-        refusedStart('worker', WORKER_MAIN, { REDIS_URL: cluster.redisUrl, KEY_PREFIX: cluster.prefix, WORKER_CONCURRENCY: '0' }),
+        refusedStart('gateway', GATEWAY_MAIN, {
+          ...base,
+          ...origins,
+          SESSION_SECRET: TEST_SECRET,
+          PORT: 'abc',
+        }),
+        refusedStart('worker', WORKER_MAIN, {
+          REDIS_URL: cluster.redisUrl,
+          KEY_PREFIX: cluster.prefix,
+          WORKER_CONCURRENCY: '0',
+        }),
       ]);
       expect(noSecret.code).toBe(1);
       expect(noSecret.stderr).toMatch(/SESSION_SECRET/);
@@ -248,7 +270,65 @@ describe('connection rules', () => {
       expect(badConcurrency.code).toBe(1);
       expect(badConcurrency.stderr).toMatch(/WORKER_CONCURRENCY/);
       for (const run of [noSecret, badPort, badConcurrency]) {
-        expect(run.logs.some((l) => l.msg === 'gateway listening' || l.msg === 'worker started')).toBe(false);
+        expect(
+          run.logs.some((l) => l.msg === 'gateway listening' || l.msg === 'worker started'),
+        ).toBe(false);
+      }
+    });
+  });
+  describe('per-session socket cap', () => {
+    it('above MAX_SOCKETS_PER_SESSION the oldest socket, on either replica, is closed with 4001', async () => {
+      // Replicas learn of each other on their 5 s heartbeat (a tick counted from before they
+      // listened); this case is about the steady state, the next one about the first seconds.
+      await sleep(Math.max(0, startedAt + 5_500 - Date.now()));
+      const first = await open(0);
+      const session = {
+        session: String(first.welcome.sessionId),
+        token: String(first.welcome.token),
+      };
+      const second = await open(1, session);
+      const third = await open(1, session);
+      expect((await within(first.browser.closed, 5_000, 'oldest socket replaced')).code).toBe(4001);
+      expect(second.browser.socket.readyState).toBe(WebSocket.OPEN);
+
+      const fourth = await open(0, session);
+      expect((await within(second.browser.closed, 5_000, 'next oldest socket replaced')).code).toBe(
+        4001,
+      );
+
+      fourth.browser.chat('capped', 'What is a linked list?');
+      const [onThird, onFourth] = await Promise.all([
+        third.browser.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'capped', 20_000),
+        fourth.browser.waitFor((f) => f.type === 'reply.end' && f.replyTo === 'capped', 20_000),
+      ]);
+      expect(onThird.text).toBe(onFourth.text);
+      for (const { browser } of [third, fourth])
+        expect(browser.socket.readyState).toBe(WebSocket.OPEN);
+      const sockets = await cluster
+        .redis()
+        .hlen(`${cluster.prefix}:{s:${session.session}}:sockets`);
+      expect(sockets).toBe(2);
+    });
+
+    // PRODUCT BUG: a replica treats a peer it has not seen in its last heartbeat (every 5 s) as
+    // dead and deletes that peer's sockets from the session, so right after a replica starts the
+    // cap is not enforced (and the deleted socket is never counted again).
+    it.fails('the cap also holds for sockets on a replica that started moments ago', async () => {
+      const first = await open(0);
+      const session = {
+        session: String(first.welcome.sessionId),
+        token: String(first.welcome.token),
+      };
+      const fresh = await cluster.addGateway();
+      try {
+        const onFresh = track((await TestBrowser.open(fresh.wsUrl, session)).browser);
+        await open(0, session);
+        expect((await within(first.browser.closed, 3_000, 'oldest socket replaced')).code).toBe(
+          4001,
+        );
+        expect(onFresh.socket.readyState).toBe(WebSocket.OPEN);
+      } finally {
+        await fresh.kill('SIGKILL');
       }
     });
   });
@@ -257,7 +337,11 @@ describe('connection rules', () => {
 describe('heartbeat', () => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await TestCluster.start({ gateways: 1, workers: 0, gatewayEnv: { HEARTBEAT_MS: '300' } });
+    cluster = await TestCluster.start({
+      gateways: 1,
+      workers: 0,
+      gatewayEnv: { HEARTBEAT_MS: '300' },
+    });
   });
   afterAll(async () => {
     await cluster?.stop();
@@ -276,7 +360,9 @@ describe('heartbeat', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(550);
       await sleep(Math.max(0, 2_000 - (Date.now() - started)));
       expect(pinging.browser.socket.readyState).toBe(WebSocket.OPEN);
-      expect(pinging.browser.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(10);
+      expect(pinging.browser.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(
+        10,
+      );
     } finally {
       clearInterval(timer);
       silent.browser.terminate();
@@ -295,7 +381,10 @@ describe('a gateway that dies', () => {
   });
 
   it('leaves the cluster counts, with its sockets, after SIGKILL', async () => {
-    const sockets = [await TestBrowser.open(cluster.gateway(1).wsUrl), await TestBrowser.open(cluster.gateway(1).wsUrl)];
+    const sockets = [
+      await TestBrowser.open(cluster.gateway(1).wsUrl),
+      await TestBrowser.open(cluster.gateway(1).wsUrl),
+    ];
     try {
       const survivor = cluster.gateway(0).url;
       const before = await pollHealth(survivor, (h) => h.cluster.active_connections === 2, 8_000);

@@ -15,10 +15,16 @@ interface HttpResult {
 
 async function get(url: string): Promise<HttpResult> {
   const res = await fetch(url);
-  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    text: await res.text(),
+  };
 }
 
-async function getJson<T = Record<string, unknown>>(url: string): Promise<{ status: number; body: T }> {
+async function getJson<T = Record<string, unknown>>(
+  url: string,
+): Promise<{ status: number; body: T }> {
   const { status, contentType, text } = await get(url);
   expect(contentType).toMatch(/^application\/json/);
   return { status, body: JSON.parse(text) as T };
@@ -51,7 +57,11 @@ interface Health {
  * The value of one Prometheus series: `name{labels} value`. Every series also carries the
  * registry's default labels (service, instance), so `labels` only has to be a subset.
  */
-function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
@@ -60,13 +70,18 @@ function metricValue(text: string, name: string, labels: Record<string, string> 
     for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
       found[pair[1] ?? ''] = pair[2] ?? '';
     }
-    if (Object.entries(labels).every(([key, value]) => found[key] === value)) return Number(match[3]);
+    if (Object.entries(labels).every(([key, value]) => found[key] === value))
+      return Number(match[3]);
   }
   return undefined;
 }
 
 /** Polls `read` until `done` holds for its value; returns the last value either way. */
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
+async function poll<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await read();
   while (!done(value) && Date.now() < deadline) {
@@ -85,7 +100,8 @@ describe('health, metrics and probes', () => {
     return result;
   };
   const health = (gateway: number) => getJson<Health>(`${cluster.gateway(gateway).url}/health`);
-  const metrics = async (gateway: number) => (await get(`${cluster.gateway(gateway).url}/metrics`)).text;
+  const metrics = async (gateway: number) =>
+    (await get(`${cluster.gateway(gateway).url}/metrics`)).text;
 
   beforeAll(async () => {
     cluster = await TestCluster.start({ gateways: 2, workers: 1 });
@@ -115,7 +131,9 @@ describe('health, metrics and probes', () => {
 
     a.send({ type: 'ping' });
     await a.next('pong');
-    expect(metricValue(await metrics(0), 'chorus_ws_messages_received_total', { type: 'ping' })).toBe(1);
+    expect(
+      metricValue(await metrics(0), 'chorus_ws_messages_received_total', { type: 'ping' }),
+    ).toBe(1);
 
     a.close();
     b.close();
@@ -171,7 +189,11 @@ describe('health, metrics and probes', () => {
         active_connections: expect.any(Number),
         unique_browser_sessions: expect.any(Number),
         processing_sessions: expect.any(Number),
-        queue: { waiting: expect.any(Number), active: expect.any(Number), failed: expect.any(Number) },
+        queue: {
+          waiting: expect.any(Number),
+          active: expect.any(Number),
+          failed: expect.any(Number),
+        },
       },
       knowledge_graph: { nodes: expect.any(Number), edges: expect.any(Number) },
       redis: { status: 'up', latency_ms: expect.any(Number) },
@@ -232,7 +254,11 @@ describe('health, metrics and probes', () => {
     expect(status).toBe(200);
     expect(body.nodes.length).toBeGreaterThanOrEqual(300);
     for (const node of body.nodes) {
-      expect(node).toEqual({ id: expect.any(String), label: expect.any(String), type: expect.any(String) });
+      expect(node).toEqual({
+        id: expect.any(String),
+        label: expect.any(String),
+        type: expect.any(String),
+      });
     }
     const ids = new Set(body.nodes.map((n) => n.id));
     expect(ids.size).toBe(body.nodes.length);
@@ -270,7 +296,9 @@ describe('health, metrics and probes', () => {
       ({ text }) => metricValue(text, 'chorus_jobs_total', { outcome: 'completed' }) === 1,
       3_000,
     );
-    expect(metricValue(after.text, 'chorus_jobs_total', { outcome: 'completed', service: 'worker' })).toBe(1);
+    expect(
+      metricValue(after.text, 'chorus_jobs_total', { outcome: 'completed', service: 'worker' }),
+    ).toBe(1);
 
     const { status, body } = await getJson<{ status: string; agents: number }>(`${base}/health`);
     expect(status).toBe(200);

@@ -51,6 +51,9 @@ const gatewayShape = {
   EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
 };
 
+/** Every variable this service reads: the configuration table documents exactly these. */
+export const GATEWAY_VARIABLES = Object.keys(gatewayShape);
+
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 
 export function loadGatewayConfig(env: Env = process.env) {

@@ -1,3 +1,3 @@
 export { ConfigError, parseEnv, type Env } from './env.js';
-export { loadGatewayConfig, type GatewayConfig } from './gateway-config.js';
-export { loadWorkerConfig, type WorkerConfig } from './worker-config.js';
+export { GATEWAY_VARIABLES, loadGatewayConfig, type GatewayConfig } from './gateway-config.js';
+export { WORKER_VARIABLES, loadWorkerConfig, type WorkerConfig } from './worker-config.js';

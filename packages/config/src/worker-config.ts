@@ -28,6 +28,9 @@ const workerShape = {
   EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
 };
 
+/** Every variable this service reads: the configuration table documents exactly these. */
+export const WORKER_VARIABLES = Object.keys(workerShape);
+
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 
 export function loadWorkerConfig(env: Env = process.env) {

@@ -19,7 +19,8 @@ function log(name, text) {
 /** Shows a JSON log line as `level msg key=value…`. */
 function pretty(line) {
   try {
-    const { level, msg, time: _t, service: _s, instance: _i, ...rest } = JSON.parse(line);
+    const { level, msg, ...rest } = JSON.parse(line);
+    for (const shown of ['time', 'service', 'instance']) delete rest[shown];
     const fields = Object.entries(rest)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
@@ -30,7 +31,10 @@ function pretty(line) {
 }
 
 function start(name, command, args, env) {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   for (const stream of [child.stdout, child.stderr]) {
     let partial = '';
     stream.on('data', (chunk) => {
@@ -80,14 +84,27 @@ async function redisUrl() {
   }
   if (spawnSync('redis-server', ['--version']).error) {
     log('dev', `no Redis at ${candidate} and no redis-server on PATH.`);
-    log('dev', 'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)');
+    log(
+      'dev',
+      'Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)',
+    );
     log('dev', 'or point REDIS_URL at a running one, then run this again.');
     process.exit(1);
   }
   const port = await freePort();
-  start('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+  start('redis', 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ]);
   const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await reachable(url)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && !(await reachable(url)); i++)
+    await new Promise((r) => setTimeout(r, 100));
   log('dev', `started redis-server on port ${port}`);
   return url;
 }
@@ -114,7 +131,9 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 const REDIS_URL = await redisUrl();
-const origins = gatewayPorts.flatMap((p) => [`http://localhost:${p}`, `http://127.0.0.1:${p}`]).join(',');
+const origins = gatewayPorts
+  .flatMap((p) => [`http://localhost:${p}`, `http://127.0.0.1:${p}`])
+  .join(',');
 const shared = {
   REDIS_URL,
   SESSION_SECRET: process.env.SESSION_SECRET ?? randomBytes(32).toString('base64url'),
@@ -133,4 +152,7 @@ gatewayPorts.forEach((port, i) =>
     GATEWAY_ID: `gateway-${i + 1}`,
   }),
 );
-log('dev', `chat at ${gatewayPorts.map((p) => `http://localhost:${p}/`).join(' and ')}; Ctrl-C stops`);
+log(
+  'dev',
+  `chat at ${gatewayPorts.map((p) => `http://localhost:${p}/`).join(' and ')}; Ctrl-C stops`,
+);

@@ -24,7 +24,11 @@ declare module 'vitest' {
 }
 
 const EVENT_ID = /^\d+-\d+$/;
-const SETTINGS: InboxSettings = { eventsMaxLen: 1_000, sessionTtlSeconds: 3_600, historyMaxEntries: 4 };
+const SETTINGS: InboxSettings = {
+  eventsMaxLen: 1_000,
+  sessionTtlSeconds: 3_600,
+  historyMaxEntries: 4,
+};
 
 let redis: Redis;
 let prefix: string;
@@ -83,7 +87,12 @@ describe('MessageInbox.accept', () => {
   it('is idempotent on (session, id): one record, one user.message, one inbox entry', async () => {
     const first = await inbox.accept(session, { id: 'm1', text: 'hello', ts: 1_000 });
     expect(first.duplicate).toBe(false);
-    expect(first.record).toEqual({ eventId: expect.stringMatching(EVENT_ID), text: 'hello', ts: 1_000, state: 'pending' });
+    expect(first.record).toEqual({
+      eventId: expect.stringMatching(EVENT_ID),
+      text: 'hello',
+      ts: 1_000,
+      state: 'pending',
+    });
 
     const again = await inbox.accept(session, { id: 'm1', text: 'something else', ts: 2_000 });
     expect(again).toEqual({ duplicate: true, record: first.record });
@@ -107,7 +116,10 @@ describe('MessageInbox.accept', () => {
     expect(m2.duplicate).toBe(false);
     expect(other.duplicate).toBe(false);
     expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m1', 'm2']);
-    expect((await storedEvents(session)).map(([id]) => id)).toEqual([m1.record.eventId, m2.record.eventId]);
+    expect((await storedEvents(session)).map(([id]) => id)).toEqual([
+      m1.record.eventId,
+      m2.record.eventId,
+    ]);
     expect(await inbox.get(session, 'missing')).toBeNull();
     expect(await inbox.head(newSessionId())).toBeNull();
   });
@@ -161,15 +173,29 @@ describe('fencing', () => {
     await lease.release(session, stale);
     const current = (await lease.acquire(session))!;
 
-    expect(await events.appendAsLeaseHolder(session, stale, { type: 'status', state: 'processing', replyTo: 'm1' })).toBeNull();
+    expect(
+      await events.appendAsLeaseHolder(session, stale, {
+        type: 'status',
+        state: 'processing',
+        replyTo: 'm1',
+      }),
+    ).toBeNull();
     expect(await redis.xlen(keys.session(session).events)).toBe(1);
 
-    const eventId = await events.appendAsLeaseHolder(session, current, { type: 'status', state: 'processing', replyTo: 'm1' });
+    const eventId = await events.appendAsLeaseHolder(session, current, {
+      type: 'status',
+      state: 'processing',
+      replyTo: 'm1',
+    });
     expect(eventId).toMatch(EVENT_ID);
     const after = await events.readAfter(session, record.eventId, 10);
     expect(after).toHaveLength(1);
     expect(after[0]?.eventId).toBe(eventId);
-    expect(JSON.parse(after[0]?.body ?? '')).toEqual({ type: 'status', state: 'processing', replyTo: 'm1' });
+    expect(JSON.parse(after[0]?.body ?? '')).toEqual({
+      type: 'status',
+      state: 'processing',
+      replyTo: 'm1',
+    });
   });
 
   it('nobody appends once the lease has expired, not even its last holder', async () => {
@@ -177,7 +203,9 @@ describe('fencing', () => {
     await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await short.acquire(session))!;
     await sleep(300);
-    expect(await events.appendAsLeaseHolder(session, fence, { type: 'status', state: 'idle' })).toBeNull();
+    expect(
+      await events.appendAsLeaseHolder(session, fence, { type: 'status', state: 'idle' }),
+    ).toBeNull();
     expect(await redis.xlen(keys.session(session).events)).toBe(1);
   });
 });
@@ -198,7 +226,13 @@ describe('MessageInbox.finish', () => {
   it('ends the last waiting message: final event, done, out of the inbox, history, lease freed, idle', async () => {
     const { record } = await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
     const fence = (await lease.acquire(session))!;
-    const result = await inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q1', 'a1'));
+    const result = await inbox.finish(
+      session,
+      fence,
+      'm1',
+      replyEnd('m1', 'a1'),
+      turnsOf('m1', 'q1', 'a1'),
+    );
     expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 0 });
 
     const after = await events.readAfter(session, record.eventId, 10);
@@ -223,13 +257,26 @@ describe('MessageInbox.finish', () => {
 
   it('keeps the lease while another message waits, and trims the history to historyMaxEntries', async () => {
     const accepted = [];
-    for (const id of ['m1', 'm2', 'm3']) accepted.push(await inbox.accept(session, { id, text: `q-${id}`, ts: 1 }));
+    for (const id of ['m1', 'm2', 'm3'])
+      accepted.push(await inbox.accept(session, { id, text: `q-${id}`, ts: 1 }));
     const fence = (await lease.acquire(session))!;
     const before = await redis.xlen(keys.session(session).events);
 
-    const first = await inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q-m1', 'a1'));
+    const first = await inbox.finish(
+      session,
+      fence,
+      'm1',
+      replyEnd('m1', 'a1'),
+      turnsOf('m1', 'q-m1', 'a1'),
+    );
     expect(first?.waiting).toBe(2);
-    const second = await inbox.finish(session, fence, 'm2', replyEnd('m2', 'a2'), turnsOf('m2', 'q-m2', 'a2'));
+    const second = await inbox.finish(
+      session,
+      fence,
+      'm2',
+      replyEnd('m2', 'a2'),
+      turnsOf('m2', 'q-m2', 'a2'),
+    );
     expect(second?.waiting).toBe(1);
     // Only the two reply.end events: no idle while messages wait, and the lease is still ours.
     expect(await redis.xlen(keys.session(session).events)).toBe(before + 2);
@@ -237,9 +284,18 @@ describe('MessageInbox.finish', () => {
     expect(await lease.acquire(session)).toBeNull();
     expect(await inbox.head(session)).toEqual({ id: 'm3', record: accepted[2]?.record });
 
-    const third = await inbox.finish(session, fence, 'm3', replyEnd('m3', 'a3'), turnsOf('m3', 'q-m3', 'a3'));
+    const third = await inbox.finish(
+      session,
+      fence,
+      'm3',
+      replyEnd('m3', 'a3'),
+      turnsOf('m3', 'q-m3', 'a3'),
+    );
     expect(third?.waiting).toBe(0);
-    expect(await inbox.history(session)).toEqual([...turnsOf('m2', 'q-m2', 'a2'), ...turnsOf('m3', 'q-m3', 'a3')]);
+    expect(await inbox.history(session)).toEqual([
+      ...turnsOf('m2', 'q-m2', 'a2'),
+      ...turnsOf('m3', 'q-m3', 'a3'),
+    ]);
     const tail = (await storedEvents(session)).slice(-2).map(([, body]) => body);
     expect(tail).toEqual([replyEnd('m3', 'a3'), { type: 'status', state: 'idle' }]);
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
@@ -249,8 +305,15 @@ describe('MessageInbox.finish', () => {
     await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
     await inbox.accept(session, { id: 'm2', text: 'q2', ts: 2 });
     const fence = (await lease.acquire(session))!;
-    const error = { type: 'error', code: 'llm_unavailable', message: 'down', replyTo: 'm1' } as const;
-    const result = await inbox.finish(session, fence, 'm1', error, [{ role: 'user', content: 'q1', id: 'm1' }]);
+    const error = {
+      type: 'error',
+      code: 'llm_unavailable',
+      message: 'down',
+      replyTo: 'm1',
+    } as const;
+    const result = await inbox.finish(session, fence, 'm1', error, [
+      { role: 'user', content: 'q1', id: 'm1' },
+    ]);
     expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 1 });
     expect((await storedEvents(session)).at(-1)).toEqual([result?.eventId, error]);
     expect(await redis.get(keys.session(session).lease)).toBe(String(fence));
@@ -272,7 +335,9 @@ describe('MessageInbox.finish', () => {
     });
     const before = await snapshot();
 
-    expect(await inbox.finish(session, stale, 'm1', replyEnd('m1', 'late'), turnsOf('m1', 'q1', 'late'))).toBeNull();
+    expect(
+      await inbox.finish(session, stale, 'm1', replyEnd('m1', 'late'), turnsOf('m1', 'q1', 'late')),
+    ).toBeNull();
     expect(await snapshot()).toEqual(before);
     expect(before.lease).toBe(String(current));
     expect(await inbox.get(session, 'm1')).toEqual(record);
@@ -288,15 +353,29 @@ describe('SessionEvents', () => {
     const fence = (await lease.acquire(session))!;
     const ids = [record.eventId];
     for (let i = 0; i < 5; i++) {
-      ids.push((await events.appendAsLeaseHolder(session, fence, { type: 'reply.delta', replyTo: 'm1', agent: 'tutor', text: `${i}` }))!);
+      ids.push(
+        (await events.appendAsLeaseHolder(session, fence, {
+          type: 'reply.delta',
+          replyTo: 'm1',
+          agent: 'tutor',
+          text: `${i}`,
+        }))!,
+      );
     }
     expect([...ids].sort(compareIds)).toEqual(ids);
     expect(new Set(ids).size).toBe(6);
 
     const afterSecond = await events.readAfter(session, ids[1]!, 10);
     expect(afterSecond.map((e) => e.eventId)).toEqual(ids.slice(2));
-    expect(afterSecond.map((e) => (JSON.parse(e.body) as { text: string }).text)).toEqual(['1', '2', '3', '4']);
-    expect((await events.readAfter(session, '0-0', 2)).map((e) => e.eventId)).toEqual(ids.slice(0, 2));
+    expect(afterSecond.map((e) => (JSON.parse(e.body) as { text: string }).text)).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+    ]);
+    expect((await events.readAfter(session, '0-0', 2)).map((e) => e.eventId)).toEqual(
+      ids.slice(0, 2),
+    );
     expect(await events.readAfter(session, ids[5]!, 10)).toEqual([]);
     expect(await events.oldestEventId(session)).toBe(ids[0]);
   });
@@ -306,7 +385,11 @@ describe('SessionEvents', () => {
     const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await lease.acquire(session))!;
     let last = '';
-    for (let i = 0; i < 300; i++) last = (await small.appendAsLeaseHolder(session, fence, { type: 'status', state: 'processing' }))!;
+    for (let i = 0; i < 300; i++)
+      last = (await small.appendAsLeaseHolder(session, fence, {
+        type: 'status',
+        state: 'processing',
+      }))!;
     expect(await redis.xlen(keys.session(session).events)).toBeLessThan(300);
     const oldest = await small.oldestEventId(session);
     expect(oldest).not.toBe(record.eventId);
@@ -329,9 +412,15 @@ describe('live messages', () => {
     const { record } = await inbox.accept(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
     await inbox.accept(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing
     const fence = (await lease.acquire(session))!;
-    const appended = await events.appendAsLeaseHolder(session, fence, { type: 'reply.start', replyTo: 'm1', agent: 'tutor' });
+    const appended = await events.appendAsLeaseHolder(session, fence, {
+      type: 'reply.start',
+      replyTo: 'm1',
+      agent: 'tutor',
+    });
     // A fenced-out append publishes nothing either.
-    expect(await events.appendAsLeaseHolder(session, fence + 1, { type: 'status', state: 'idle' })).toBeNull();
+    expect(
+      await events.appendAsLeaseHolder(session, fence + 1, { type: 'status', state: 'idle' }),
+    ).toBeNull();
 
     const deadline = Date.now() + 2_000;
     while (received.length < 2 && Date.now() < deadline) await sleep(10);
@@ -346,15 +435,33 @@ describe('live messages', () => {
       text: 'line one\nline two',
       ts: 7,
     });
-    expect(second).toEqual({ kind: 'event', eventId: appended, body: JSON.stringify({ type: 'reply.start', replyTo: 'm1', agent: 'tutor' }) });
+    expect(second).toEqual({
+      kind: 'event',
+      eventId: appended,
+      body: JSON.stringify({ type: 'reply.start', replyTo: 'm1', agent: 'tutor' }),
+    });
   });
 
   it('control messages round-trip and garbage decodes to null', () => {
     const raw = encodeControl({ kind: 'evict', connectionId: 'c-1', code: 4001 });
     expect(raw.startsWith('!')).toBe(true);
     expect(decodeLiveMessage(raw)).toEqual({ kind: 'evict', connectionId: 'c-1', code: 4001 });
-    expect(decodeLiveMessage('1-0\n{"a":1}\n{"b":2}')).toEqual({ kind: 'event', eventId: '1-0', body: '{"a":1}\n{"b":2}' });
-    for (const garbage of ['', 'no newline', '\nbody only', '!', '!not json', '!{"kind":"evict"}', '!{"kind":"evict","connectionId":1,"code":4001}', '!{"kind":"other","connectionId":"c","code":1}', '!null']) {
+    expect(decodeLiveMessage('1-0\n{"a":1}\n{"b":2}')).toEqual({
+      kind: 'event',
+      eventId: '1-0',
+      body: '{"a":1}\n{"b":2}',
+    });
+    for (const garbage of [
+      '',
+      'no newline',
+      '\nbody only',
+      '!',
+      '!not json',
+      '!{"kind":"evict"}',
+      '!{"kind":"evict","connectionId":1,"code":4001}',
+      '!{"kind":"other","connectionId":"c","code":1}',
+      '!null',
+    ]) {
       expect(decodeLiveMessage(garbage), garbage).toBeNull();
     }
   });
@@ -375,10 +482,11 @@ describe('SessionDirectory', () => {
   it('addSocket lists sockets oldest first and prunes those of dead gateways; removeSocket', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
     const live = new Set(['gw-a', 'gw-b']);
-    const c2 = { connectionId: 'c2', gatewayId: 'gw-a', openedAt: 2_000 };
-    const c1 = { connectionId: 'c1', gatewayId: 'gw-b', openedAt: 1_000 };
-    const c0 = { connectionId: 'c0', gatewayId: 'gw-gone', openedAt: 500 };
-    const c3 = { connectionId: 'c3', gatewayId: 'gw-a', openedAt: 3_000 };
+    // Connection ids sort the other way round from their age, so only openedAt can order them.
+    const c2 = { connectionId: 'sock-b', gatewayId: 'gw-a', openedAt: 2_000 };
+    const c1 = { connectionId: 'sock-c', gatewayId: 'gw-b', openedAt: 1_000 };
+    const c0 = { connectionId: 'sock-d', gatewayId: 'gw-gone', openedAt: 500 };
+    const c3 = { connectionId: 'sock-a', gatewayId: 'gw-a', openedAt: 3_000 };
     expect(await directory.addSocket(session, c2, live)).toEqual([c2]);
     expect(await directory.addSocket(session, c1, live)).toEqual([c1, c2]);
     // A gateway that is not (yet) in the live set keeps its own new socket.
@@ -388,11 +496,11 @@ describe('SessionDirectory', () => {
     expect(await directory.sockets(session)).toEqual([c2, c3]);
     expect(await redis.ttl(keys.session(session).sockets)).toBeGreaterThan(0);
 
-    await directory.removeSocket(session, 'c2', { id: 'gw-a', lastHere: false });
+    await directory.removeSocket(session, 'sock-b', { id: 'gw-a', lastHere: false });
     await directory.removeSocket(session, 'never-there', { id: 'gw-a', lastHere: false });
     expect(await directory.sockets(session)).toEqual([c3]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
-    await directory.removeSocket(session, 'c3', { id: 'gw-a', lastHere: true });
+    await directory.removeSocket(session, 'sock-a', { id: 'gw-a', lastHere: true });
     expect(await directory.sockets(session)).toEqual([]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(0);
   });
@@ -402,9 +510,17 @@ describe('SessionDirectory', () => {
     const other = newSessionId();
     const all = new Set(['gw-dead', 'gw-live']);
     const mine = { connectionId: 'keep', gatewayId: 'gw-live', openedAt: 1 };
-    await directory.addSocket(session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 }, all);
+    await directory.addSocket(
+      session,
+      { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 },
+      all,
+    );
     await directory.addSocket(session, mine, all);
-    await directory.addSocket(other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 }, all);
+    await directory.addSocket(
+      other,
+      { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 },
+      all,
+    );
     expect(await directory.reapGateway('gw-dead')).toBe(2);
     expect(await directory.sockets(session)).toEqual([mine]);
     expect(await directory.sockets(other)).toEqual([]);
@@ -473,9 +589,12 @@ describe('GraphStore', () => {
       { source: 'b', target: 'c', label: 'requires' },
     ],
   };
-  const byId = <T extends { id: string }>(list: T[]) => [...list].sort((x, y) => x.id.localeCompare(y.id));
+  const byId = <T extends { id: string }>(list: T[]) =>
+    [...list].sort((x, y) => x.id.localeCompare(y.id));
   const edgeOrder = (list: Graph['edges']) =>
-    [...list].sort((x, y) => `${x.source}|${x.label}|${x.target}`.localeCompare(`${y.source}|${y.label}|${y.target}`));
+    [...list].sort((x, y) =>
+      `${x.source}|${x.label}|${x.target}`.localeCompare(`${y.source}|${y.label}|${y.target}`),
+    );
 
   it('seeds once per version, dedupes edges, counts and loads', async () => {
     const store = new GraphStore(redis, keys);
@@ -484,9 +603,14 @@ describe('GraphStore', () => {
     expect(await store.counts()).toEqual({ nodes: 3, edges: 3 });
     const loaded = await store.load();
     expect(byId(loaded.nodes)).toEqual(graph.nodes);
-    expect(edgeOrder(loaded.edges)).toEqual(edgeOrder([graph.edges[0]!, graph.edges[2]!, graph.edges[3]!]));
+    expect(edgeOrder(loaded.edges)).toEqual(
+      edgeOrder([graph.edges[0]!, graph.edges[2]!, graph.edges[3]!]),
+    );
 
-    const changed: Graph = { nodes: [...graph.nodes, { id: 'd', label: 'Heap', type: 'concept' }], edges: graph.edges };
+    const changed: Graph = {
+      nodes: [...graph.nodes, { id: 'd', label: 'Heap', type: 'concept' }],
+      edges: graph.edges,
+    };
     expect(await store.seed(changed, 'v1')).toBe(false);
     expect(await store.counts()).toEqual({ nodes: 3, edges: 3 });
     expect(await store.seed(changed, 'v2')).toBe(true);
@@ -495,7 +619,11 @@ describe('GraphStore', () => {
 
   it('loads a graph larger than one write batch', async () => {
     const store = new GraphStore(redis, keys);
-    const nodes = Array.from({ length: 1_203 }, (_, i) => ({ id: `n${i}`, label: `Node ${i}`, type: 'concept' }));
+    const nodes = Array.from({ length: 1_203 }, (_, i) => ({
+      id: `n${i}`,
+      label: `Node ${i}`,
+      type: 'concept',
+    }));
     const edges = nodes.slice(1).map((n, i) => ({ source: `n${i}`, target: n.id, label: 'next' }));
     expect(await store.seed({ nodes, edges }, 'big')).toBe(true);
     expect(await store.counts()).toEqual({ nodes: 1_203, edges: 1_202 });

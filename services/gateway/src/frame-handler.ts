@@ -102,7 +102,9 @@ async function cancelChat(ws: Socket, ctx: GatewayContext, frame: CancelFrame): 
     sendFrame(ws, ctx.stats, {
       type: 'error',
       code: 'bad_request',
-      message: record ? `message ${frame.id} is already answered` : `no message ${frame.id} in this session`,
+      message: record
+        ? `message ${frame.id} is already answered`
+        : `no message ${frame.id} in this session`,
     });
     return;
   }

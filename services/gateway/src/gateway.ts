@@ -110,7 +110,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // Lifetime counters of the whole cluster grow by what this replica saw since its last heartbeat.
   const reported = { connections: 0, messages: 0, errors: 0 };
   const heartbeat = async () => {
-    const seen = { connections: stats.totalConnections, messages: stats.totalMessages, errors: stats.totalErrors };
+    const seen = {
+      connections: stats.totalConnections,
+      messages: stats.totalMessages,
+      errors: stats.totalErrors,
+    };
     await ctx.cluster.incrementCounters({
       connections: seen.connections - reported.connections,
       messages: seen.messages - reported.messages,

@@ -135,13 +135,15 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       ctx.stats.connectionClosed(conn.sessionId, code);
       const lastHere = ctx.fanout.leave(ws, conn);
       const gateway = { id: settings.gatewayId, lastHere };
-      ctx.directory.removeSocket(conn.sessionId, conn.connectionId, gateway).catch((error: unknown) => {
-        ctx.stats.error('redis_unavailable');
-        ctx.log.warn(
-          { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
-          'socket unregister failed',
-        );
-      });
+      ctx.directory
+        .removeSocket(conn.sessionId, conn.connectionId, gateway)
+        .catch((error: unknown) => {
+          ctx.stats.error('redis_unavailable');
+          ctx.log.warn(
+            { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
+            'socket unregister failed',
+          );
+        });
     },
   };
 }

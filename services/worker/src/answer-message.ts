@@ -60,7 +60,12 @@ export async function answerMessage(
     await emit({ type: 'reply.start', replyTo: messageId, agent });
     if (await ctx.inbox.cancelRequested(sessionId, messageId)) throw new AnswerStopped('cancelled');
     const history = await ctx.inbox.history(sessionId);
-    const messages = buildPrompt(ctx.knowledge, history, record.text, ctx.settings.historyMaxMessages);
+    const messages = buildPrompt(
+      ctx.knowledge,
+      history,
+      record.text,
+      ctx.settings.historyMaxMessages,
+    );
     let usage: ReplyEndEvent['usage'];
     for await (const chunk of ctx.model.stream({ messages, signal })) {
       if (chunk.kind === 'usage') {

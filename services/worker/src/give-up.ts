@@ -7,7 +7,11 @@ import type { WorkerContext } from './worker-context.js';
  * its client an ending. Once the session's lease is free, end the message with `error`
  * `internal`, and free the session for the messages behind it.
  */
-export async function giveUp(ctx: WorkerContext, job: ChatJobData, patienceMs: number): Promise<boolean> {
+export async function giveUp(
+  ctx: WorkerContext,
+  job: ChatJobData,
+  patienceMs: number,
+): Promise<boolean> {
   const { sessionId, messageId } = job;
   const deadline = Date.now() + patienceMs;
   for (;;) {

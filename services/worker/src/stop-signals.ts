@@ -5,7 +5,9 @@ import type { KeySchema, Redis, SessionDirectory } from '@chorus/state';
 export class AnswerStopped extends Error {
   override readonly name = 'AnswerStopped';
   constructor(readonly why: 'cancelled' | 'abandoned') {
-    super(why === 'cancelled' ? 'the client cancelled' : 'no socket came back within the grace period');
+    super(
+      why === 'cancelled' ? 'the client cancelled' : 'no socket came back within the grace period',
+    );
   }
 }
 
@@ -22,7 +24,8 @@ export class CancelListener {
     private readonly log: Logger,
   ) {
     subscriber.on('message', (channel: string, raw: string) => {
-      if (channel === keys.cancelChannel) this.answering.get(raw)?.abort(new AnswerStopped('cancelled'));
+      if (channel === keys.cancelChannel)
+        this.answering.get(raw)?.abort(new AnswerStopped('cancelled'));
     });
   }
 

@@ -142,8 +142,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       .isFailed()
       .then((final) => (final ? giveUp(ctx, job.data, 3 * config.LEASE_TTL_MS) : false))
       .then(
-        (ended) => ended && log.error({ jobId: job.id }, 'gave up on a message: ended it with an error'),
-        (giveUpError: unknown) => log.error({ err: giveUpError, jobId: job.id }, 'could not end a failed message'),
+        (ended) =>
+          ended && log.error({ jobId: job.id }, 'gave up on a message: ended it with an error'),
+        (giveUpError: unknown) =>
+          log.error({ err: giveUpError, jobId: job.id }, 'could not end a failed message'),
       );
   });
 

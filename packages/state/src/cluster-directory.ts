@@ -31,13 +31,9 @@ export class ClusterDirectory {
     ttlMs: number,
   ): Promise<void> {
     const [set, stats] = this.memberKeys(role, id);
-    await this.redis
-      .multi()
-      .zadd(set, Date.now() + ttlMs, id)
-      .del(stats)
-      .hset(stats, figures)
-      .pexpire(stats, ttlMs)
-      .exec();
+    const step = this.redis.multi().zadd(set, Date.now() + ttlMs, id).del(stats);
+    if (Object.keys(figures).length > 0) step.hset(stats, figures).pexpire(stats, ttlMs);
+    await step.exec();
   }
 
   async leave(role: 'gateway' | 'worker', id: string): Promise<void> {

@@ -27,27 +27,23 @@ export class SessionDirectory {
     return created === 0;
   }
 
-  /** Adds a socket and returns every socket the session has on live gateways, oldest first. */
-  async addSocket(
-    sessionId: string,
-    entry: SocketEntry,
-    liveGateways: ReadonlySet<string>,
-  ): Promise<SocketEntry[]> {
+  /**
+   * Adds a socket and returns the session's sockets on gateways whose heartbeat is current,
+   * oldest first. Sockets of a dead gateway are skipped here and removed by its reaper.
+   */
+  async addSocket(sessionId: string, entry: SocketEntry, now = Date.now()): Promise<SocketEntry[]> {
     const key = this.keys.session(sessionId).sockets;
-    await Promise.all([
+    const [, , live] = await Promise.all([
       this.redis
         .multi()
         .hset(key, entry.connectionId, `${entry.gatewayId}|${entry.openedAt}`)
         .expire(key, this.ttlSeconds)
         .exec(),
       this.redis.sadd(this.keys.gatewaySessions(entry.gatewayId), sessionId),
+      this.redis.zrangebyscore(this.keys.gateways, now, '+inf'),
     ]);
-    const all = await this.sockets(sessionId);
-    const stale = all.filter(
-      (s) => !liveGateways.has(s.gatewayId) && s.gatewayId !== entry.gatewayId,
-    );
-    if (stale.length > 0) await this.redis.hdel(key, ...stale.map((s) => s.connectionId));
-    return all.filter((s) => !stale.includes(s));
+    const liveGateways = new Set([...live, entry.gatewayId]);
+    return (await this.sockets(sessionId)).filter((s) => liveGateways.has(s.gatewayId));
   }
 
   /** Removes a socket; `lastHere` says the gateway holds no other socket of the session. */

@@ -17,12 +17,6 @@ import {
   type InboxSettings,
 } from './index.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    redisUrl: string;
-  }
-}
-
 const EVENT_ID = /^\d+-\d+$/;
 const SETTINGS: InboxSettings = {
   eventsMaxLen: 1_000,
@@ -479,48 +473,45 @@ describe('SessionDirectory', () => {
     expect(ttl).toBeLessThanOrEqual(60);
   });
 
-  it('addSocket lists sockets oldest first and prunes those of dead gateways; removeSocket', async () => {
+  it('addSocket lists the sockets on live gateways oldest first, skipping dead ones; removeSocket', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
-    const live = new Set(['gw-a', 'gw-b']);
+    const cluster = new ClusterDirectory(redis, keys);
+    await cluster.heartbeat('gateway', 'gw-a', {}, 10_000);
+    await cluster.heartbeat('gateway', 'gw-b', {}, 10_000);
     // Connection ids sort the other way round from their age, so only openedAt can order them.
     const c2 = { connectionId: 'sock-b', gatewayId: 'gw-a', openedAt: 2_000 };
     const c1 = { connectionId: 'sock-c', gatewayId: 'gw-b', openedAt: 1_000 };
-    const c0 = { connectionId: 'sock-d', gatewayId: 'gw-gone', openedAt: 500 };
+    const c0 = { connectionId: 'sock-d', gatewayId: 'gw-new', openedAt: 500 };
     const c3 = { connectionId: 'sock-a', gatewayId: 'gw-a', openedAt: 3_000 };
-    expect(await directory.addSocket(session, c2, live)).toEqual([c2]);
-    expect(await directory.addSocket(session, c1, live)).toEqual([c1, c2]);
-    // A gateway that is not (yet) in the live set keeps its own new socket.
-    expect(await directory.addSocket(session, c0, live)).toEqual([c0, c1, c2]);
-    // gw-b and gw-gone are dead now: their sockets go.
-    expect(await directory.addSocket(session, c3, new Set(['gw-a']))).toEqual([c2, c3]);
-    expect(await directory.sockets(session)).toEqual([c2, c3]);
+    expect(await directory.addSocket(session, c2)).toEqual([c2]);
+    expect(await directory.addSocket(session, c1)).toEqual([c1, c2]);
+    // A gateway without a heartbeat yet still sees its own new socket.
+    expect(await directory.addSocket(session, c0)).toEqual([c0, c1, c2]);
+    // From gw-a's view, gw-new has no heartbeat: its socket is skipped, though not deleted.
+    expect(await directory.addSocket(session, c3)).toEqual([c1, c2, c3]);
+    expect(await directory.sockets(session)).toEqual([c0, c1, c2, c3]);
+    // gw-b's heartbeat lapses: its socket is skipped too.
+    await cluster.heartbeat('gateway', 'gw-b', {}, 1);
+    await sleep(5);
+    expect(await directory.addSocket(session, c3)).toEqual([c2, c3]);
     expect(await redis.ttl(keys.session(session).sockets)).toBeGreaterThan(0);
 
     await directory.removeSocket(session, 'sock-b', { id: 'gw-a', lastHere: false });
     await directory.removeSocket(session, 'never-there', { id: 'gw-a', lastHere: false });
-    expect(await directory.sockets(session)).toEqual([c3]);
+    expect(await directory.sockets(session)).toEqual([c0, c1, c3]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
     await directory.removeSocket(session, 'sock-a', { id: 'gw-a', lastHere: true });
-    expect(await directory.sockets(session)).toEqual([]);
+    expect(await directory.sockets(session)).toEqual([c0, c1]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(0);
   });
 
   it('reapGateway removes only the sockets a dead gateway left behind', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
     const other = newSessionId();
-    const all = new Set(['gw-dead', 'gw-live']);
     const mine = { connectionId: 'keep', gatewayId: 'gw-live', openedAt: 1 };
-    await directory.addSocket(
-      session,
-      { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 },
-      all,
-    );
-    await directory.addSocket(session, mine, all);
-    await directory.addSocket(
-      other,
-      { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 },
-      all,
-    );
+    await directory.addSocket(session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 });
+    await directory.addSocket(session, mine);
+    await directory.addSocket(other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 });
     expect(await directory.reapGateway('gw-dead')).toBe(2);
     expect(await directory.sockets(session)).toEqual([mine]);
     expect(await directory.sockets(other)).toEqual([]);

@@ -42,8 +42,6 @@ export interface GatewayContext {
   fanout: SessionFanout;
   stats: ReplicaStats;
   firstDelta: FirstDeltaClock;
-  /** Gateways whose heartbeat is current, refreshed by the heartbeat loop. */
-  liveGateways: Set<string>;
   /** Every open socket of this gateway (for the liveness sweep and drain). */
   sockets: Set<Socket>;
   draining: boolean;

@@ -96,7 +96,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log),
     firstDelta,
     stats,
-    liveGateways: new Set([config.GATEWAY_ID]),
     sockets: new Set<Socket>(),
     draining: false,
   };
@@ -134,7 +133,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       },
       HEARTBEAT_TTL_MS,
     );
-    ctx.liveGateways = new Set([config.GATEWAY_ID, ...(await ctx.cluster.liveIds('gateway'))]);
     // A gateway that died without leaving: drop its sockets from the map, then forget it.
     for (const dead of await ctx.cluster.expiredIds('gateway')) {
       const removed = await ctx.directory.reapGateway(dead);

@@ -154,15 +154,11 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
   const [, existed, sockets] = await Promise.all([
     ctx.fanout.join(ws),
     ctx.directory.ensure(conn.sessionId),
-    ctx.directory.addSocket(
-      conn.sessionId,
-      {
-        connectionId: conn.connectionId,
-        gatewayId: ctx.settings.gatewayId,
-        openedAt: conn.openedAt,
-      },
-      ctx.liveGateways,
-    ),
+    ctx.directory.addSocket(conn.sessionId, {
+      connectionId: conn.connectionId,
+      gatewayId: ctx.settings.gatewayId,
+      openedAt: conn.openedAt,
+    }),
   ]);
   if (conn.closed) return;
   const excess = sockets.length - ctx.settings.maxSocketsPerSession;

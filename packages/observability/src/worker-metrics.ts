@@ -13,6 +13,8 @@ export class WorkerMetrics {
   private readonly ttft: Histogram<'agent' | 'model'>;
   private readonly tokens: Counter<'agent' | 'model' | 'direction'>;
   private readonly queueJobs: Gauge<'state'>;
+  private readonly retries: Counter<'model' | 'reason'>;
+  private readonly breaker: Gauge<'model'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -54,6 +56,18 @@ export class WorkerMetrics {
       labelNames: ['agent', 'model', 'direction'],
       registers,
     });
+    this.retries = new Counter({
+      name: 'chorus_llm_retries_total',
+      help: 'Model requests retried, by what the failed attempt got (e.g. HTTP 429).',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.breaker = new Gauge({
+      name: 'chorus_llm_breaker_state',
+      help: 'Model circuit breaker: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['model'],
+      registers,
+    });
     this.queueJobs = new Gauge({
       name: 'chorus_queue_jobs',
       help: 'Jobs in the chat queue, by state (sampled by workers).',
@@ -79,6 +93,12 @@ export class WorkerMetrics {
   llmTokens(agent: string, model: string, input: number, output: number): void {
     this.tokens.inc({ agent, model, direction: 'input' }, input);
     this.tokens.inc({ agent, model, direction: 'output' }, output);
+  }
+  llmRetry(model: string, reason: string): void {
+    this.retries.inc({ model, reason });
+  }
+  breakerState(model: string, state: 'closed' | 'half-open' | 'open'): void {
+    this.breaker.set({ model }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
   }
   queueSampled(counts: Record<string, number>): void {
     for (const [state, count] of Object.entries(counts)) this.queueJobs.set({ state }, count);

@@ -52,6 +52,21 @@ export class GraphStore {
     return true;
   }
 
+  /** Adds a node unless its id exists; true when added. */
+  async addNode(node: GraphNode): Promise<boolean> {
+    return (await this.redis.hsetnx(this.keys.graph.nodes, node.id, JSON.stringify(node))) === 1;
+  }
+
+  /** Adds an edge unless the same (source, label, target) exists; true when added. */
+  async addEdge(edge: GraphEdge): Promise<boolean> {
+    return (await this.redis.hsetnx(this.keys.graph.edges, edgeKey(edge), JSON.stringify(edge))) === 1;
+  }
+
+  async node(id: string): Promise<GraphNode | null> {
+    const raw = await this.redis.hget(this.keys.graph.nodes, id);
+    return raw ? (JSON.parse(raw) as GraphNode) : null;
+  }
+
   async counts(): Promise<{ nodes: number; edges: number }> {
     const k = this.keys.graph;
     const [nodes, edges] = await Promise.all([this.redis.hlen(k.nodes), this.redis.hlen(k.edges)]);

@@ -5,11 +5,15 @@ import type {
   SessionEventBody,
 } from '@chorus/protocol';
 import type { HistoryTurn, MessageRecord } from '@chorus/state';
-import { buildPrompt, TUTOR } from './agent.js';
 import { DeltaCoalescer } from './delta-coalescer.js';
 import { LeaseLostError } from './lease-keeper.js';
-import { ModelUnavailableError } from './providers/chat-model.js';
+import { ModelUnavailableError, type ChatMessage, type ModelObserver } from './providers/chat-model.js';
 import { AnswerStopped, watchForAbandonment } from './stop-signals.js';
+import { AgentLog } from './team/agent-log.js';
+import { fitHistory } from './team/memory.js';
+import { routeMessage } from './team/routing.js';
+import { runAgent } from './team/run-agent.js';
+import type { AgentSpec } from './team/team-config.js';
 import type { WorkerContext } from './worker-context.js';
 
 export interface Assignment {
@@ -23,11 +27,19 @@ export interface Assignment {
 
 export type AnswerOutcome = 'completed' | 'cancelled' | 'llm_unavailable' | 'failed';
 
-type FinalEvent = ReplyEndEvent | SessionErrorEvent;
+/** What the team has said so far: one reply, several voices. */
+interface Reply {
+  lead: string;
+  agents: string[];
+  text: string;
+  inputTokens: number;
+  outputTokens: number;
+}
 
 /**
- * Answers one message: `status`, `reply.start`, coalesced `reply.delta`s, then `reply.end` (also
- * when cancelled or abandoned) or `error`, in the same atomic step that marks it done.
+ * Answers one message with the team: the coordinator routes, the lead streams the reply, helpers
+ * that speak add to it, silent ones act; `reply.end` (also when cancelled or abandoned) or
+ * `error` comes in the same atomic step that marks the message done.
  * Throws LeaseLostError when fenced out, and the job's abort reason when it is handed back.
  */
 export async function answerMessage(
@@ -35,68 +47,65 @@ export async function answerMessage(
   job: Assignment,
 ): Promise<{ outcome: AnswerOutcome; waiting: number }> {
   const { sessionId, fence, messageId, record } = job;
-  const agent = TUTOR.name;
   const emit = async (body: SessionEventBody) => {
     if ((await ctx.events.appendAsLeaseHolder(sessionId, fence, body)) === null) {
       throw new LeaseLostError('fenced out');
     }
   };
+  const log = new AgentLog(emit, ctx.settings.agentLogMax);
+  const coordinator = ctx.team.coordinator.name;
+  const observer = observeModel(ctx, log);
   const cancel = ctx.cancels.watch(sessionId, messageId);
   const abandon = watchForAbandonment(ctx.directory, sessionId, ctx.settings.replyGraceMs, ctx.log);
   const timeout = AbortSignal.timeout(ctx.settings.jobTimeoutMs);
   const stop = AbortSignal.any([cancel.signal, abandon.signal]);
   const signal = AbortSignal.any([job.signal, timeout, stop]);
-  const coalescer = new DeltaCoalescer(ctx.settings.deltaFlushMs, (text) =>
-    emit({ type: 'reply.delta', replyTo: messageId, agent, text }),
-  );
+  const reply: Reply = { lead: ctx.team.defaultLead, agents: [], text: '', inputTokens: 0, outputTokens: 0 };
   const turns: HistoryTurn[] = [{ role: 'user', content: record.text, id: messageId }];
-  const started = performance.now();
-  const seconds = () => (performance.now() - started) / 1000;
-  let text = '';
-  let final: FinalEvent;
+  let final: ReplyEndEvent | SessionErrorEvent;
   let outcome: AnswerOutcome;
   try {
     await emit({ type: 'status', state: 'processing', replyTo: messageId });
-    await emit({ type: 'reply.start', replyTo: messageId, agent });
+    const history = fitHistory(await ctx.inbox.history(sessionId), ctx.settings.historyTokenBudget);
+    const route = await routeMessage(ctx, record.text, signal, log, observer);
+    const helpers = route.support.map((a) => a.name).join(', ');
+    await log.write(coordinator, 'info', 'routing', `${route.lead.name} leads${helpers ? `; ${helpers} help` : ''} (by ${route.by})`);
+    reply.lead = route.lead.name;
+    await emit({ type: 'reply.start', replyTo: messageId, agent: reply.lead });
     if (await ctx.inbox.cancelRequested(sessionId, messageId)) throw new AnswerStopped('cancelled');
-    const history = await ctx.inbox.history(sessionId);
-    const messages = buildPrompt(
-      ctx.knowledge,
-      history,
-      record.text,
-      ctx.settings.historyMaxMessages,
-    );
-    let usage: ReplyEndEvent['usage'];
-    for await (const chunk of ctx.model.stream({ messages, signal })) {
-      if (chunk.kind === 'usage') {
-        usage = { inputTokens: chunk.inputTokens, outputTokens: chunk.outputTokens };
-        continue;
+
+    const speak = (agent: AgentSpec, prompt: ChatMessage[]) => speakInto(ctx, reply, agent, prompt, { emit, log, observer, signal, messageId });
+    await speak(route.lead, promptFor(ctx, route.lead, history, record.text));
+    for (const helper of route.support) {
+      try {
+        if (helper.speaks) await speak(helper, promptFor(ctx, helper, history, record.text, reply));
+        else await act(ctx, helper, promptFor(ctx, helper, history, record.text, reply), { log, observer, signal });
+      } catch (error) {
+        if (signal.aborted || error instanceof LeaseLostError) throw error;
+        void log.write(helper.name, 'warn', 'failure', `could not help: ${describe(error)}`);
       }
-      if (text === '') ctx.metrics.llmFirstToken(agent, ctx.model.model, seconds());
-      text += chunk.text;
-      coalescer.push(chunk.text);
     }
-    await coalescer.flush();
-    ctx.metrics.llmCall(agent, ctx.model.model, 'ok', seconds());
-    if (usage) ctx.metrics.llmTokens(agent, ctx.model.model, usage.inputTokens, usage.outputTokens);
-    final = replyEnd(ctx, messageId, text, usage ? { usage } : {});
-    turns.push({ role: 'assistant', content: text, id: messageId });
+    await log.close(coordinator);
+    final = replyEnd(ctx, messageId, reply, {
+      ...(reply.outputTokens > 0 ? { usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens } } : {}),
+    });
+    turns.push({ role: 'assistant', content: reply.text, id: messageId });
     outcome = 'completed';
   } catch (error) {
     if (error instanceof LeaseLostError) throw error;
     if (job.signal.aborted) throw job.signal.reason;
     if (stop.aborted || error instanceof AnswerStopped) {
       // What was streamed stands: the deltas sent so far equal the final text.
-      await coalescer.flush();
-      ctx.metrics.llmCall(agent, ctx.model.model, 'aborted', seconds());
-      final = replyEnd(ctx, messageId, text, { cancelled: true });
-      if (text) turns.push({ role: 'assistant', content: text, id: messageId });
+      void log.write(coordinator, 'info', 'stop', stop.aborted && !cancel.signal.aborted ? 'stopped: nobody is connected' : 'stopped: cancelled');
+      await log.close(coordinator);
+      final = replyEnd(ctx, messageId, reply, { cancelled: true });
+      if (reply.text) turns.push({ role: 'assistant', content: reply.text, id: messageId });
       outcome = 'cancelled';
     } else {
-      coalescer.discard();
       const failure = classify(error, timeout.aborted);
-      ctx.metrics.llmCall(agent, ctx.model.model, timeout.aborted ? 'timeout' : 'error', seconds());
       ctx.log.warn({ err: error, sessionId, messageId, code: failure.code }, 'answer failed');
+      void log.write(coordinator, 'error', 'failure', failure.message);
+      await log.close(coordinator).catch(() => undefined);
       final = { type: 'error', code: failure.code, message: failure.message, replyTo: messageId };
       outcome = failure.code === 'llm_unavailable' ? 'llm_unavailable' : 'failed';
     }
@@ -109,32 +118,94 @@ export async function answerMessage(
   return { outcome, waiting: finished.waiting };
 }
 
-function replyEnd(
-  ctx: WorkerContext,
-  messageId: string,
-  text: string,
-  extra: Pick<ReplyEndEvent, 'usage' | 'cancelled'>,
-): ReplyEndEvent {
-  const agent = TUTOR.name;
+interface SpeakIO {
+  emit: (body: SessionEventBody) => Promise<void>;
+  log: AgentLog;
+  observer: ModelObserver;
+  signal: AbortSignal;
+  messageId: string;
+}
+
+/** Streams one agent's part of the reply as coalesced deltas that name it. */
+async function speakInto(ctx: WorkerContext, reply: Reply, agent: AgentSpec, prompt: ChatMessage[], io: SpeakIO): Promise<void> {
+  const coalescer = new DeltaCoalescer(ctx.settings.deltaFlushMs, (text) =>
+    io.emit({ type: 'reply.delta', replyTo: io.messageId, agent: agent.name, text }),
+  );
+  let first = true;
+  try {
+    const turn = await runAgent(ctx, agent, prompt, {
+      ...io,
+      onText: (text) => {
+        const piece = first && reply.text ? `\n\n${text}` : text;
+        first = false;
+        if (!reply.agents.includes(agent.name)) reply.agents.push(agent.name);
+        reply.text += piece;
+        coalescer.push(piece);
+      },
+    });
+    reply.inputTokens += turn.inputTokens;
+    reply.outputTokens += turn.outputTokens;
+  } finally {
+    // Whatever was streamed is sent, so that the deltas always add up to the reply's text.
+    await coalescer.flush();
+  }
+}
+
+/** A helper that does not speak: it acts (tools) and reports in agent.log. */
+async function act(ctx: WorkerContext, agent: AgentSpec, prompt: ChatMessage[], io: Omit<SpeakIO, 'emit' | 'messageId'>): Promise<void> {
+  const turn = await runAgent(ctx, agent, prompt, io);
+  const summary = turn.text.trim() || (ctx.model.offline ? 'offline: nothing to do without a model' : 'done');
+  void io.log.write(agent.name, 'info', 'summary', summary);
+}
+
+/** System prompt with graph notes, the history that fits, the message; helpers see the reply so far. */
+function promptFor(ctx: WorkerContext, agent: AgentSpec, history: ChatMessage[], text: string, reply?: Reply): ChatMessage[] {
+  const notes = ctx.knowledge
+    .search(text, 5)
+    .map(({ node }) => `- ${node.id}: ${node.label} (${node.type}): ${node.description ?? ''}`)
+    .join('\n');
+  const system = notes ? `${agent.systemPrompt}\n\nKnowledge-graph notes:\n${notes}` : agent.systemPrompt;
+  const prompt: ChatMessage[] = [{ role: 'system', content: system }, ...history, { role: 'user', content: text }];
+  if (reply?.text) {
+    prompt.push(
+      { role: 'assistant', content: reply.text },
+      { role: 'user', content: `(${reply.lead} answered above. You are the ${agent.name}: ${agent.role} Add only what is missing, briefly.)` },
+    );
+  }
+  return prompt;
+}
+
+/** Retries and breaker changes become agent.log lines of the message that met them. */
+function observeModel(ctx: WorkerContext, log: AgentLog): ModelObserver {
+  const coordinator = ctx.team.coordinator.name;
+  return {
+    retry: (reason, attempt) => {
+      ctx.metrics.llmRetry(ctx.model.model, reason);
+      void log.write(coordinator, 'warn', 'retry', `model call failed (${reason}); retry ${attempt}`);
+    },
+    breaker: (state) => void log.write(coordinator, state === 'closed' ? 'info' : 'warn', 'breaker', `model circuit ${state}`),
+  };
+}
+
+function replyEnd(ctx: WorkerContext, messageId: string, reply: Reply, extra: Pick<ReplyEndEvent, 'usage' | 'cancelled'>): ReplyEndEvent {
   return {
     type: 'reply.end',
     replyTo: messageId,
-    agent,
-    agents: [agent],
-    text,
+    agent: reply.lead,
+    agents: reply.agents.length > 0 ? reply.agents : [reply.lead],
+    text: reply.text,
     ...extra,
     ...(ctx.model.offline ? { offline: true } : {}),
   };
 }
 
+const describe = (error: unknown) => (error instanceof ModelUnavailableError ? 'the model is unavailable' : 'an internal error');
+
 /** What the client is told; never a stack trace or internal detail. */
 function classify(error: unknown, timedOut: boolean): { code: ErrorCode; message: string } {
   if (timedOut) return { code: 'llm_unavailable', message: 'the model did not answer in time' };
   if (error instanceof ModelUnavailableError) {
-    return {
-      code: 'llm_unavailable',
-      message: 'the model is unavailable right now; please try again',
-    };
+    return { code: 'llm_unavailable', message: 'the model is unavailable right now; please try again' };
   }
   return { code: 'internal', message: 'something went wrong while answering; please try again' };
 }

@@ -1,5 +1,6 @@
 import { ConfigError, loadWorkerConfig } from '@chorus/config';
 import { createLogger } from '@chorus/observability';
+import { TeamConfigError } from './team/team-config.js';
 import { startWorker } from './worker.js';
 
 let config;
@@ -11,7 +12,14 @@ try {
   process.exit(1);
 }
 const log = createLogger('chorus-worker', config.WORKER_ID, config.LOG_LEVEL);
-const worker = await startWorker(config, log);
+let worker;
+try {
+  worker = await startWorker(config, log);
+} catch (error) {
+  if (!(error instanceof TeamConfigError)) throw error;
+  process.stderr.write(`chorus-worker: ${error.message}\n`);
+  process.exit(1);
+}
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

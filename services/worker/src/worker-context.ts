@@ -1,6 +1,8 @@
 import type { Logger, WorkerMetrics } from '@chorus/observability';
 import type { MessageInbox, SessionDirectory, SessionEvents, SessionLease } from '@chorus/state';
+import type { GraphTools } from './knowledge/graph-tools.js';
 import type { KnowledgeBase } from './knowledge/knowledge-base.js';
+import type { TeamSpec } from './team/team-config.js';
 import type { ChatModel } from './providers/chat-model.js';
 import type { CancelListener } from './stop-signals.js';
 
@@ -11,6 +13,8 @@ export interface WorkerSettings {
   deltaFlushMs: number;
   historyMaxMessages: number;
   replyGraceMs: number;
+  historyTokenBudget: number;
+  agentLogMax: number;
 }
 
 /** What job processing uses; built once in worker.ts. */
@@ -24,5 +28,7 @@ export interface WorkerContext {
   directory: SessionDirectory;
   cancels: CancelListener;
   knowledge: KnowledgeBase;
+  tools: GraphTools;
+  team: TeamSpec;
   model: ChatModel;
 }

@@ -15,11 +15,12 @@ import {
   SessionDirectory,
   type ChatJobData,
 } from '@chorus/state';
-import { AGENT_COUNT } from './agent.js';
 import { createChatProcessor } from './chat-processor.js';
 import { KnowledgeBase } from './knowledge/knowledge-base.js';
 import { seedKnowledgeGraph } from './knowledge/seed.js';
 import { giveUp } from './give-up.js';
+import { GraphTools } from './knowledge/graph-tools.js';
+import { DEFAULT_TEAM_FILE, loadTeam } from './team/team-config.js';
 import { startMetricsServer } from './metrics-server.js';
 import { CancelListener } from './stop-signals.js';
 import type { ChatModel } from './providers/chat-model.js';
@@ -38,6 +39,9 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  // The team file is read first: a bad one stops the worker before it touches Redis.
+  const team = loadTeam(config.TEAM_FILE ?? DEFAULT_TEAM_FILE);
+  const agentCount = team.agents.length + 1;
   const keys = new KeySchema(config.KEY_PREFIX);
   const onRedisError = (role: string) => (error: Error) =>
     log.warn({ err: error.message, role }, 'redis connection error');
@@ -81,6 +85,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         model: config.OPENAI_MODEL,
         timeoutMs: config.LLM_TIMEOUT_MS,
         maxRetries: config.LLM_MAX_RETRIES,
+        breaker: { volumeThreshold: config.LLM_BREAKER_THRESHOLD, resetTimeoutMs: config.LLM_BREAKER_RESET_MS },
+        onBreakerState: (state) => {
+          metrics.breakerState(config.OPENAI_MODEL, state);
+          log.warn({ state }, 'model circuit breaker changed state');
+        },
       })
     : new OfflineModel(knowledge, config.OFFLINE_CHUNK_DELAY_MS);
   if (model.offline)
@@ -94,6 +103,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       deltaFlushMs: config.DELTA_FLUSH_MS,
       historyMaxMessages: config.HISTORY_MAX_MESSAGES,
       replyGraceMs: config.REPLY_GRACE_MS,
+      historyTokenBudget: config.HISTORY_TOKEN_BUDGET,
+      agentLogMax: config.AGENT_LOG_MAX,
     },
     log,
     metrics,
@@ -107,6 +118,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
     cancels,
     knowledge,
+    tools: new GraphTools(graphStore, knowledge),
+    team,
     model,
   };
 
@@ -154,7 +167,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       'worker',
       config.WORKER_ID,
       {
-        agents: AGENT_COUNT,
+        agents: agentCount,
         concurrency: config.WORKER_CONCURRENCY,
         active_jobs: activeJobs,
         offline: model.offline ? 1 : 0,
@@ -197,7 +210,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         workerId: config.WORKER_ID,
         provider: model.offline ? 'offline' : 'openai',
         model: model.model,
-        agents: AGENT_COUNT,
+        agents: agentCount,
         active_jobs: activeJobs,
         knowledge_graph: { nodes: knowledge.size },
         redis: { status: redisUp ? 'up' : 'down' },

@@ -1,9 +1,16 @@
-import type { Graph, GraphNode, GraphStore } from '@chorus/state';
+import type { Graph, GraphEdge, GraphNode, GraphStore } from '@chorus/state';
 
 export interface SearchHit {
   node: GraphNode;
   score: number;
   related: GraphNode[];
+}
+
+export interface Neighbour {
+  id: string;
+  label: string;
+  relation: string;
+  direction: 'out' | 'in';
 }
 
 const STOPWORDS = new Set(
@@ -13,30 +20,41 @@ const STOPWORDS = new Set(
 );
 
 const words = (text: string) =>
-  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter(
-    (w) => w.length >= 2 && !STOPWORDS.has(w),
-  );
+  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter((w) => w.length >= 2 && !STOPWORDS.has(w));
 
 /** An in-memory copy of the graph in Redis, with keyword search over labels and descriptions. */
 export class KnowledgeBase {
-  private graph: Graph = { nodes: [], edges: [] };
-  private byId = new Map<string, GraphNode>();
-  private neighbours = new Map<string, string[]>();
+  private nodes = new Map<string, GraphNode>();
+  private edgesOf = new Map<string, GraphEdge[]>();
 
   constructor(private readonly store: GraphStore) {}
 
   async refresh(): Promise<void> {
-    this.graph = await this.store.load();
-    this.byId = new Map(this.graph.nodes.map((n) => [n.id, n]));
-    this.neighbours = new Map();
-    for (const edge of this.graph.edges) {
-      this.neighbours.set(edge.source, [...(this.neighbours.get(edge.source) ?? []), edge.target]);
-      this.neighbours.set(edge.target, [...(this.neighbours.get(edge.target) ?? []), edge.source]);
-    }
+    this.index(await this.store.load());
   }
 
   get size(): number {
-    return this.graph.nodes.length;
+    return this.nodes.size;
+  }
+
+  node(id: string): GraphNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  neighbours(id: string): Neighbour[] {
+    return (this.edgesOf.get(id) ?? []).flatMap((edge) => {
+      const out = edge.source === id;
+      const other = this.nodes.get(out ? edge.target : edge.source);
+      return other ? [{ id: other.id, label: other.label, relation: edge.label, direction: out ? ('out' as const) : ('in' as const) }] : [];
+    });
+  }
+
+  addNode(node: GraphNode): void {
+    this.nodes.set(node.id, node);
+  }
+
+  addEdge(edge: GraphEdge): void {
+    for (const id of [edge.source, edge.target]) this.edgesOf.set(id, [...(this.edgesOf.get(id) ?? []), edge]);
   }
 
   /** Best matches first: label words weigh three times description words. */
@@ -44,7 +62,7 @@ export class KnowledgeBase {
     const terms = new Set(words(query));
     if (terms.size === 0) return [];
     const hits: SearchHit[] = [];
-    for (const node of this.graph.nodes) {
+    for (const node of this.nodes.values()) {
       const label = words(node.label);
       const description = words(node.description ?? '');
       let score = 0;
@@ -58,7 +76,13 @@ export class KnowledgeBase {
     hits.sort((a, b) => b.score - a.score || a.node.label.localeCompare(b.node.label));
     return hits.slice(0, limit).map((hit) => ({
       ...hit,
-      related: (this.neighbours.get(hit.node.id) ?? []).flatMap((id) => this.byId.get(id) ?? []),
+      related: this.neighbours(hit.node.id).flatMap((n) => this.nodes.get(n.id) ?? []),
     }));
+  }
+
+  private index(graph: Graph): void {
+    this.nodes = new Map(graph.nodes.map((n) => [n.id, n]));
+    this.edgesOf = new Map();
+    for (const edge of graph.edges) this.addEdge(edge);
   }
 }

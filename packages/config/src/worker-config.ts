@@ -1,7 +1,16 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { instanceId, int, keyPrefix, logLevel, parseEnv, redisUrl, type Env } from './env.js';
+import {
+  ConfigError,
+  instanceId,
+  int,
+  keyPrefix,
+  logLevel,
+  parseEnv,
+  redisUrl,
+  type Env,
+} from './env.js';
 
 const workerShape = {
   REDIS_URL: redisUrl,
@@ -10,6 +19,10 @@ const workerShape = {
   ),
   METRICS_PORT: int(0, 65535, 9100),
   WORKER_CONCURRENCY: int(1, 1000, 8),
+  MODEL_PROVIDER: z
+    .enum(['auto', 'openai', 'offline', 'echo'], { error: 'must be auto, openai, offline or echo' })
+    .default('auto'),
+  ECHO_DELTAS: int(1, 10_000, 10),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.url({ error: 'must be an http(s) URL' }).optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -39,5 +52,11 @@ export const WORKER_VARIABLES = Object.keys(workerShape);
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 
 export function loadWorkerConfig(env: Env = process.env) {
-  return parseEnv(workerShape, env);
+  const config = parseEnv(workerShape, env);
+  if (config.MODEL_PROVIDER === 'openai' && !config.OPENAI_API_KEY) {
+    throw new ConfigError(
+      'invalid configuration:\n  OPENAI_API_KEY: is required when MODEL_PROVIDER is openai',
+    );
+  }
+  return config;
 }

@@ -7,7 +7,11 @@ import type {
 import type { HistoryTurn, MessageRecord } from '@chorus/state';
 import { DeltaCoalescer } from './delta-coalescer.js';
 import { LeaseLostError } from './lease-keeper.js';
-import { ModelUnavailableError, type ChatMessage, type ModelObserver } from './providers/chat-model.js';
+import {
+  ModelUnavailableError,
+  type ChatMessage,
+  type ModelObserver,
+} from './providers/chat-model.js';
 import { AnswerStopped, watchForAbandonment } from './stop-signals.js';
 import { AgentLog } from './team/agent-log.js';
 import { fitHistory } from './team/memory.js';
@@ -60,7 +64,13 @@ export async function answerMessage(
   const timeout = AbortSignal.timeout(ctx.settings.jobTimeoutMs);
   const stop = AbortSignal.any([cancel.signal, abandon.signal]);
   const signal = AbortSignal.any([job.signal, timeout, stop]);
-  const reply: Reply = { lead: ctx.team.defaultLead, agents: [], text: '', inputTokens: 0, outputTokens: 0 };
+  const reply: Reply = {
+    lead: ctx.team.defaultLead,
+    agents: [],
+    text: '',
+    inputTokens: 0,
+    outputTokens: 0,
+  };
   const turns: HistoryTurn[] = [{ role: 'user', content: record.text, id: messageId }];
   let final: ReplyEndEvent | SessionErrorEvent;
   let outcome: AnswerOutcome;
@@ -69,17 +79,28 @@ export async function answerMessage(
     const history = fitHistory(await ctx.inbox.history(sessionId), ctx.settings.historyTokenBudget);
     const route = await routeMessage(ctx, record.text, signal, log, observer);
     const helpers = route.support.map((a) => a.name).join(', ');
-    await log.write(coordinator, 'info', 'routing', `${route.lead.name} leads${helpers ? `; ${helpers} help` : ''} (by ${route.by})`);
+    await log.write(
+      coordinator,
+      'info',
+      'routing',
+      `${route.lead.name} leads${helpers ? `; ${helpers} help` : ''} (by ${route.by})`,
+    );
     reply.lead = route.lead.name;
     await emit({ type: 'reply.start', replyTo: messageId, agent: reply.lead });
     if (await ctx.inbox.cancelRequested(sessionId, messageId)) throw new AnswerStopped('cancelled');
 
-    const speak = (agent: AgentSpec, prompt: ChatMessage[]) => speakInto(ctx, reply, agent, prompt, { emit, log, observer, signal, messageId });
+    const speak = (agent: AgentSpec, prompt: ChatMessage[]) =>
+      speakInto(ctx, reply, agent, prompt, { emit, log, observer, signal, messageId });
     await speak(route.lead, promptFor(ctx, route.lead, history, record.text));
     for (const helper of route.support) {
       try {
         if (helper.speaks) await speak(helper, promptFor(ctx, helper, history, record.text, reply));
-        else await act(ctx, helper, promptFor(ctx, helper, history, record.text, reply), { log, observer, signal });
+        else
+          await act(ctx, helper, promptFor(ctx, helper, history, record.text, reply), {
+            log,
+            observer,
+            signal,
+          });
       } catch (error) {
         if (signal.aborted || error instanceof LeaseLostError) throw error;
         void log.write(helper.name, 'warn', 'failure', `could not help: ${describe(error)}`);
@@ -87,7 +108,9 @@ export async function answerMessage(
     }
     await log.close(coordinator);
     final = replyEnd(ctx, messageId, reply, {
-      ...(reply.outputTokens > 0 ? { usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens } } : {}),
+      ...(reply.outputTokens > 0
+        ? { usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens } }
+        : {}),
     });
     turns.push({ role: 'assistant', content: reply.text, id: messageId });
     outcome = 'completed';
@@ -96,7 +119,14 @@ export async function answerMessage(
     if (job.signal.aborted) throw job.signal.reason;
     if (stop.aborted || error instanceof AnswerStopped) {
       // What was streamed stands: the deltas sent so far equal the final text.
-      void log.write(coordinator, 'info', 'stop', stop.aborted && !cancel.signal.aborted ? 'stopped: nobody is connected' : 'stopped: cancelled');
+      void log.write(
+        coordinator,
+        'info',
+        'stop',
+        stop.aborted && !cancel.signal.aborted
+          ? 'stopped: nobody is connected'
+          : 'stopped: cancelled',
+      );
       await log.close(coordinator);
       final = replyEnd(ctx, messageId, reply, { cancelled: true });
       if (reply.text) turns.push({ role: 'assistant', content: reply.text, id: messageId });
@@ -127,7 +157,13 @@ interface SpeakIO {
 }
 
 /** Streams one agent's part of the reply as coalesced deltas that name it. */
-async function speakInto(ctx: WorkerContext, reply: Reply, agent: AgentSpec, prompt: ChatMessage[], io: SpeakIO): Promise<void> {
+async function speakInto(
+  ctx: WorkerContext,
+  reply: Reply,
+  agent: AgentSpec,
+  prompt: ChatMessage[],
+  io: SpeakIO,
+): Promise<void> {
   const coalescer = new DeltaCoalescer(ctx.settings.deltaFlushMs, (text) =>
     io.emit({ type: 'reply.delta', replyTo: io.messageId, agent: agent.name, text }),
   );
@@ -152,24 +188,45 @@ async function speakInto(ctx: WorkerContext, reply: Reply, agent: AgentSpec, pro
 }
 
 /** A helper that does not speak: it acts (tools) and reports in agent.log. */
-async function act(ctx: WorkerContext, agent: AgentSpec, prompt: ChatMessage[], io: Omit<SpeakIO, 'emit' | 'messageId'>): Promise<void> {
+async function act(
+  ctx: WorkerContext,
+  agent: AgentSpec,
+  prompt: ChatMessage[],
+  io: Omit<SpeakIO, 'emit' | 'messageId'>,
+): Promise<void> {
   const turn = await runAgent(ctx, agent, prompt, io);
-  const summary = turn.text.trim() || (ctx.model.offline ? 'offline: nothing to do without a model' : 'done');
+  const summary =
+    turn.text.trim() || (ctx.model.offline ? 'offline: nothing to do without a model' : 'done');
   void io.log.write(agent.name, 'info', 'summary', summary);
 }
 
 /** System prompt with graph notes, the history that fits, the message; helpers see the reply so far. */
-function promptFor(ctx: WorkerContext, agent: AgentSpec, history: ChatMessage[], text: string, reply?: Reply): ChatMessage[] {
+function promptFor(
+  ctx: WorkerContext,
+  agent: AgentSpec,
+  history: ChatMessage[],
+  text: string,
+  reply?: Reply,
+): ChatMessage[] {
   const notes = ctx.knowledge
     .search(text, 5)
     .map(({ node }) => `- ${node.id}: ${node.label} (${node.type}): ${node.description ?? ''}`)
     .join('\n');
-  const system = notes ? `${agent.systemPrompt}\n\nKnowledge-graph notes:\n${notes}` : agent.systemPrompt;
-  const prompt: ChatMessage[] = [{ role: 'system', content: system }, ...history, { role: 'user', content: text }];
+  const system = notes
+    ? `${agent.systemPrompt}\n\nKnowledge-graph notes:\n${notes}`
+    : agent.systemPrompt;
+  const prompt: ChatMessage[] = [
+    { role: 'system', content: system },
+    ...history,
+    { role: 'user', content: text },
+  ];
   if (reply?.text) {
     prompt.push(
       { role: 'assistant', content: reply.text },
-      { role: 'user', content: `(${reply.lead} answered above. You are the ${agent.name}: ${agent.role} Add only what is missing, briefly.)` },
+      {
+        role: 'user',
+        content: `(${reply.lead} answered above. You are the ${agent.name}: ${agent.role} Add only what is missing, briefly.)`,
+      },
     );
   }
   return prompt;
@@ -181,13 +238,29 @@ function observeModel(ctx: WorkerContext, log: AgentLog): ModelObserver {
   return {
     retry: (reason, attempt) => {
       ctx.metrics.llmRetry(ctx.model.model, reason);
-      void log.write(coordinator, 'warn', 'retry', `model call failed (${reason}); retry ${attempt}`);
+      void log.write(
+        coordinator,
+        'warn',
+        'retry',
+        `model call failed (${reason}); retry ${attempt}`,
+      );
     },
-    breaker: (state) => void log.write(coordinator, state === 'closed' ? 'info' : 'warn', 'breaker', `model circuit ${state}`),
+    breaker: (state) =>
+      void log.write(
+        coordinator,
+        state === 'closed' ? 'info' : 'warn',
+        'breaker',
+        `model circuit ${state}`,
+      ),
   };
 }
 
-function replyEnd(ctx: WorkerContext, messageId: string, reply: Reply, extra: Pick<ReplyEndEvent, 'usage' | 'cancelled'>): ReplyEndEvent {
+function replyEnd(
+  ctx: WorkerContext,
+  messageId: string,
+  reply: Reply,
+  extra: Pick<ReplyEndEvent, 'usage' | 'cancelled'>,
+): ReplyEndEvent {
   return {
     type: 'reply.end',
     replyTo: messageId,
@@ -199,13 +272,17 @@ function replyEnd(ctx: WorkerContext, messageId: string, reply: Reply, extra: Pi
   };
 }
 
-const describe = (error: unknown) => (error instanceof ModelUnavailableError ? 'the model is unavailable' : 'an internal error');
+const describe = (error: unknown) =>
+  error instanceof ModelUnavailableError ? 'the model is unavailable' : 'an internal error';
 
 /** What the client is told; never a stack trace or internal detail. */
 function classify(error: unknown, timedOut: boolean): { code: ErrorCode; message: string } {
   if (timedOut) return { code: 'llm_unavailable', message: 'the model did not answer in time' };
   if (error instanceof ModelUnavailableError) {
-    return { code: 'llm_unavailable', message: 'the model is unavailable right now; please try again' };
+    return {
+      code: 'llm_unavailable',
+      message: 'the model is unavailable right now; please try again',
+    };
   }
   return { code: 'internal', message: 'something went wrong while answering; please try again' };
 }

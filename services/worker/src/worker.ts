@@ -23,9 +23,7 @@ import { GraphTools } from './knowledge/graph-tools.js';
 import { DEFAULT_TEAM_FILE, loadTeam } from './team/team-config.js';
 import { startMetricsServer } from './metrics-server.js';
 import { CancelListener } from './stop-signals.js';
-import type { ChatModel } from './providers/chat-model.js';
-import { OfflineModel } from './providers/offline-model.js';
-import { OpenAIModel } from './providers/openai-model.js';
+import { createModel } from './providers/create-model.js';
 import type { WorkerContext } from './worker-context.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -78,20 +76,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   await knowledge.refresh();
   log.info({ ...seeded, inMemory: knowledge.size }, 'knowledge graph ready');
 
-  const model: ChatModel = config.OPENAI_API_KEY
-    ? new OpenAIModel({
-        apiKey: config.OPENAI_API_KEY,
-        baseURL: config.OPENAI_BASE_URL,
-        model: config.OPENAI_MODEL,
-        timeoutMs: config.LLM_TIMEOUT_MS,
-        maxRetries: config.LLM_MAX_RETRIES,
-        breaker: { volumeThreshold: config.LLM_BREAKER_THRESHOLD, resetTimeoutMs: config.LLM_BREAKER_RESET_MS },
-        onBreakerState: (state) => {
-          metrics.breakerState(config.OPENAI_MODEL, state);
-          log.warn({ state }, 'model circuit breaker changed state');
-        },
-      })
-    : new OfflineModel(knowledge, config.OFFLINE_CHUNK_DELAY_MS);
+  const model = createModel(config, knowledge, (state) => {
+    metrics.breakerState(config.OPENAI_MODEL, state);
+    log.warn({ state }, 'model circuit breaker changed state');
+  });
   if (model.offline)
     log.warn('OPENAI_API_KEY is not set: answering offline from the knowledge graph');
 
@@ -208,7 +196,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         status: redisUp ? 'healthy' : 'unhealthy',
         service: 'chorus-worker',
         workerId: config.WORKER_ID,
-        provider: model.offline ? 'offline' : 'openai',
+        provider: model.offline ? 'offline' : model.model === 'echo' ? 'echo' : 'openai',
         model: model.model,
         agents: agentCount,
         active_jobs: activeJobs,

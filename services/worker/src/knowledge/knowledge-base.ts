@@ -20,7 +20,9 @@ const STOPWORDS = new Set(
 );
 
 const words = (text: string) =>
-  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter((w) => w.length >= 2 && !STOPWORDS.has(w));
+  (text.toLowerCase().match(/[a-z0-9+#]+/g) ?? []).filter(
+    (w) => w.length >= 2 && !STOPWORDS.has(w),
+  );
 
 /** An in-memory copy of the graph in Redis, with keyword search over labels and descriptions. */
 export class KnowledgeBase {
@@ -45,7 +47,16 @@ export class KnowledgeBase {
     return (this.edgesOf.get(id) ?? []).flatMap((edge) => {
       const out = edge.source === id;
       const other = this.nodes.get(out ? edge.target : edge.source);
-      return other ? [{ id: other.id, label: other.label, relation: edge.label, direction: out ? ('out' as const) : ('in' as const) }] : [];
+      return other
+        ? [
+            {
+              id: other.id,
+              label: other.label,
+              relation: edge.label,
+              direction: out ? ('out' as const) : ('in' as const),
+            },
+          ]
+        : [];
     });
   }
 
@@ -54,7 +65,8 @@ export class KnowledgeBase {
   }
 
   addEdge(edge: GraphEdge): void {
-    for (const id of [edge.source, edge.target]) this.edgesOf.set(id, [...(this.edgesOf.get(id) ?? []), edge]);
+    for (const id of [edge.source, edge.target])
+      this.edgesOf.set(id, [...(this.edgesOf.get(id) ?? []), edge]);
   }
 
   /** Best matches first: label words weigh three times description words. */

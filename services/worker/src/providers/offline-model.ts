@@ -23,7 +23,8 @@ export class OfflineModel implements ChatModel {
     const answer = this.compose(question, request.offlineStyle ?? 'explain');
     const pieces = answer.match(/\S+\s*/g) ?? [];
     for (const piece of pieces) {
-      if (this.chunkDelayMs > 0) await sleep(this.chunkDelayMs, undefined, { signal: request.signal });
+      if (this.chunkDelayMs > 0)
+        await sleep(this.chunkDelayMs, undefined, { signal: request.signal });
       request.signal.throwIfAborted();
       yield { kind: 'text', text: piece };
     }
@@ -36,14 +37,26 @@ export class OfflineModel implements ChatModel {
     if (style === 'relations') {
       const lines = hits
         .filter((hit) => hit.related.length > 0)
-        .map((hit) => `${hit.node.label} connects to: ${hit.related.slice(0, 6).map((n) => n.label).join(', ')}.`);
+        .map(
+          (hit) =>
+            `${hit.node.label} connects to: ${hit.related
+              .slice(0, 6)
+              .map((n) => n.label)
+              .join(', ')}.`,
+        );
       return lines.length > 0 ? `[offline] From the knowledge graph: ${lines.join(' ')}` : '';
     }
     if (hits.length === 0) {
       return `${OFFLINE_NOTICE}I found no concept in the knowledge graph that matches your message. Try naming a topic, such as "binary search", "TCP" or "hash table".`;
     }
     const parts = hits.map(({ node, related }) => {
-      const seeAlso = related.length > 0 ? ` Related: ${related.slice(0, 4).map((n) => n.label).join(', ')}.` : '';
+      const seeAlso =
+        related.length > 0
+          ? ` Related: ${related
+              .slice(0, 4)
+              .map((n) => n.label)
+              .join(', ')}.`
+          : '';
       return `${node.label} (${node.type}): ${node.description ?? 'no description yet.'}${seeAlso}`;
     });
     return `${OFFLINE_NOTICE}${parts.join('\n\n')}`;

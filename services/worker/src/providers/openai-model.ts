@@ -60,7 +60,10 @@ export class OpenAIModel implements ChatModel {
       // Cancellations and requests the server rejects as wrong say nothing about its health.
       errorFilter: (error: unknown) =>
         error instanceof OpenAI.APIUserAbortError ||
-        (error instanceof OpenAI.APIError && error.status !== undefined && error.status < 500 && ![408, 409, 429].includes(error.status)),
+        (error instanceof OpenAI.APIError &&
+          error.status !== undefined &&
+          error.status < 500 &&
+          ![408, 409, 429].includes(error.status)),
     });
     const report = (state: 'open' | 'half-open' | 'closed') => () => {
       options.onBreakerState?.(state);
@@ -86,7 +89,14 @@ export class OpenAIModel implements ChatModel {
               ...(request.tools?.length
                 ? { tools: request.tools.map((t) => ({ type: 'function' as const, function: t })) }
                 : {}),
-              ...(request.requireTool ? { tool_choice: { type: 'function' as const, function: { name: request.requireTool } } } : {}),
+              ...(request.requireTool
+                ? {
+                    tool_choice: {
+                      type: 'function' as const,
+                      function: { name: request.requireTool },
+                    },
+                  }
+                : {}),
             },
             { signal: request.signal },
           ),
@@ -108,7 +118,11 @@ export class OpenAIModel implements ChatModel {
           calls.set(part.index, call);
         }
         if (chunk.usage) {
-          yield { kind: 'usage', inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
+          yield {
+            kind: 'usage',
+            inputTokens: chunk.usage.prompt_tokens,
+            outputTokens: chunk.usage.completion_tokens,
+          };
         }
       }
     } catch (error) {

@@ -32,7 +32,12 @@ export class AgentLog {
   /** Waits for every line so far; says how many were dropped. Throws what a write threw. */
   async close(agent: string): Promise<void> {
     if (this.dropped > 0) {
-      await this.enqueue(agent, 'info', 'log', `${this.dropped} more log lines of this answer were dropped`);
+      await this.enqueue(
+        agent,
+        'info',
+        'log',
+        `${this.dropped} more log lines of this answer were dropped`,
+      );
       this.dropped = 0;
     }
     await this.chain;
@@ -45,7 +50,10 @@ export class AgentLog {
       agent,
       level,
       category,
-      message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message,
+      message:
+        message.length > MAX_MESSAGE_CHARS
+          ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`
+          : message,
       ts: Date.now(),
     };
     this.chain = this.chain

@@ -28,17 +28,32 @@ export async function routeMessage(
     try {
       const route = await routeByModel(ctx, text, signal, observer);
       if (route) return route;
-      void log.write(team.coordinator.name, 'warn', 'routing', 'the model gave no valid route; routing by keywords');
+      void log.write(
+        team.coordinator.name,
+        'warn',
+        'routing',
+        'the model gave no valid route; routing by keywords',
+      );
     } catch (error) {
       if (signal.aborted) throw error;
       const reason = error instanceof Error ? error.message : 'unknown error';
-      void log.write(team.coordinator.name, 'warn', 'routing', `routing by model failed (${reason}); routing by keywords`);
+      void log.write(
+        team.coordinator.name,
+        'warn',
+        'routing',
+        `routing by model failed (${reason}); routing by keywords`,
+      );
     }
   }
   return routeByKeywords(team, text);
 }
 
-async function routeByModel(ctx: WorkerContext, text: string, signal: AbortSignal, observer: ModelObserver): Promise<Route | null> {
+async function routeByModel(
+  ctx: WorkerContext,
+  text: string,
+  signal: AbortSignal,
+  observer: ModelObserver,
+): Promise<Route | null> {
   const { team } = ctx;
   const speakers = team.agents.filter((a) => a.speaks).map((a) => a.name);
   const roster = team.agents.map((a) => `- ${a.name}: ${a.role}`).join('\n');
@@ -59,7 +74,10 @@ async function routeByModel(ctx: WorkerContext, text: string, signal: AbortSigna
             type: 'object',
             properties: {
               lead: { type: 'string', enum: speakers },
-              support: { type: 'array', items: { type: 'string', enum: team.agents.map((a) => a.name) } },
+              support: {
+                type: 'array',
+                items: { type: 'string', enum: team.agents.map((a) => a.name) },
+              },
             },
             required: ['lead'],
           },
@@ -70,7 +88,8 @@ async function routeByModel(ctx: WorkerContext, text: string, signal: AbortSigna
     },
     observer,
   )) {
-    if (chunk.kind === 'tool_calls') args = chunk.calls.find((c) => c.name === 'route')?.arguments ?? '';
+    if (chunk.kind === 'tool_calls')
+      args = chunk.calls.find((c) => c.name === 'route')?.arguments ?? '';
   }
   let raw: unknown;
   try {
@@ -79,7 +98,9 @@ async function routeByModel(ctx: WorkerContext, text: string, signal: AbortSigna
     return null;
   }
   const parsed = RouteArgs.safeParse(raw);
-  const lead = parsed.success ? team.agents.find((a) => a.name === parsed.data.lead && a.speaks) : undefined;
+  const lead = parsed.success
+    ? team.agents.find((a) => a.name === parsed.data.lead && a.speaks)
+    : undefined;
   if (!parsed.success || !lead) return null;
   const support = team.agents.filter((a) => a !== lead && parsed.data.support.includes(a.name));
   return { lead, support, by: 'model' };
@@ -88,7 +109,8 @@ async function routeByModel(ctx: WorkerContext, text: string, signal: AbortSigna
 /** The lead is the speaking agent whose keywords match best (else the default lead); every other agent with a match helps. */
 export function routeByKeywords(team: TeamSpec, text: string): Route {
   const lower = text.toLowerCase();
-  const score = (agent: AgentSpec) => agent.keywords.filter((k) => lower.includes(k.toLowerCase())).length;
+  const score = (agent: AgentSpec) =>
+    agent.keywords.filter((k) => lower.includes(k.toLowerCase())).length;
   const fallback = team.agents.find((a) => a.name === team.defaultLead)!;
   const lead = team.agents
     .filter((a) => a.speaks)

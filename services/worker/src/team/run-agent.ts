@@ -22,7 +22,12 @@ export interface AgentIO {
 }
 
 /** Runs one agent: streams its answer and carries out the tool calls it makes on the way. */
-export async function runAgent(ctx: WorkerContext, agent: AgentSpec, prompt: ChatMessage[], io: AgentIO): Promise<AgentTurn> {
+export async function runAgent(
+  ctx: WorkerContext,
+  agent: AgentSpec,
+  prompt: ChatMessage[],
+  io: AgentIO,
+): Promise<AgentTurn> {
   const messages = [...prompt];
   const model = agent.model ?? ctx.model.model;
   const turn: AgentTurn = { text: '', inputTokens: 0, outputTokens: 0 };
@@ -44,7 +49,8 @@ export async function runAgent(ctx: WorkerContext, agent: AgentSpec, prompt: Cha
         io.observer,
       )) {
         if (chunk.kind === 'text') {
-          if (roundText === '') ctx.metrics.llmFirstToken(agent.name, model, (performance.now() - started) / 1000);
+          if (roundText === '')
+            ctx.metrics.llmFirstToken(agent.name, model, (performance.now() - started) / 1000);
           roundText += chunk.text;
           io.onText?.(chunk.text);
         } else if (chunk.kind === 'tool_calls') {
@@ -64,7 +70,12 @@ export async function runAgent(ctx: WorkerContext, agent: AgentSpec, prompt: Cha
     if (calls.length === 0) break;
     messages.push({ role: 'assistant', content: roundText || null, toolCalls: calls });
     for (const call of calls) {
-      void io.log.write(agent.name, 'info', 'tool', `${call.name}(${call.arguments.slice(0, 120)})`);
+      void io.log.write(
+        agent.name,
+        'info',
+        'tool',
+        `${call.name}(${call.arguments.slice(0, 120)})`,
+      );
       const result = await ctx.tools.run(call.name, call.arguments);
       void io.log.write(agent.name, result.ok ? 'info' : 'warn', 'tool-result', result.summary);
       messages.push({ role: 'tool', toolCallId: call.id, content: result.content });

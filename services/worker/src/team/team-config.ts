@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TOOL_NAMES } from '../knowledge/graph-tools.js';
 
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, { error: 'must be 1-32 characters of [a-z0-9-]' });
+const name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, { error: 'must be 1-32 characters of [a-z0-9-]' });
 
 const AgentSpec = z.object({
   name,
@@ -21,15 +23,25 @@ const AgentSpec = z.object({
 
 const TeamSpec = z
   .object({
-    coordinator: z.object({ name, systemPrompt: z.string().min(1), model: z.string().min(1).optional() }),
+    coordinator: z.object({
+      name,
+      systemPrompt: z.string().min(1),
+      model: z.string().min(1).optional(),
+    }),
     defaultLead: name,
     agents: z.array(AgentSpec).min(1).max(12),
   })
   .superRefine((team, issues) => {
     const names = team.agents.map((a) => a.name);
-    if (new Set(names).size !== names.length) issues.addIssue({ code: 'custom', message: 'agent names must be unique', path: ['agents'] });
+    if (new Set(names).size !== names.length)
+      issues.addIssue({ code: 'custom', message: 'agent names must be unique', path: ['agents'] });
     const lead = team.agents.find((a) => a.name === team.defaultLead);
-    if (!lead?.speaks) issues.addIssue({ code: 'custom', message: 'must name an agent that speaks', path: ['defaultLead'] });
+    if (!lead?.speaks)
+      issues.addIssue({
+        code: 'custom',
+        message: 'must name an agent that speaks',
+        path: ['defaultLead'],
+      });
   });
 
 export type AgentSpec = z.infer<typeof AgentSpec>;
@@ -45,11 +57,15 @@ export function loadTeam(path: string): TeamSpec {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new TeamConfigError(`team file ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new TeamConfigError(
+      `team file ${path}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   const parsed = TeamSpec.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    const problems = parsed.error.issues.map(
+      (i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`,
+    );
     throw new TeamConfigError(`team file ${path} is invalid:\n${problems.join('\n')}`);
   }
   return parsed.data;

@@ -80,8 +80,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     metrics.breakerState(config.OPENAI_MODEL, state);
     log.warn({ state }, 'model circuit breaker changed state');
   });
-  if (model.offline)
-    log.warn('OPENAI_API_KEY is not set: answering offline from the knowledge graph');
+  if (model.model === 'echo') log.warn('MODEL_PROVIDER=echo: a benchmark stand-in answers, not a model');
+  else if (model.offline) log.warn('no model configured: answering offline from the knowledge graph');
 
   const ctx: WorkerContext = {
     settings: {
@@ -196,7 +196,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         status: redisUp ? 'healthy' : 'unhealthy',
         service: 'chorus-worker',
         workerId: config.WORKER_ID,
-        provider: model.offline ? 'offline' : model.model === 'echo' ? 'echo' : 'openai',
+        provider: model.model === 'echo' ? 'echo' : model.offline ? 'offline' : 'openai',
         model: model.model,
         agents: agentCount,
         active_jobs: activeJobs,

@@ -8,7 +8,9 @@ import { TestCluster } from './support/test-cluster.js';
 /**
  * The worker against a real model API (our fake OpenAI server, through the real `openai` SDK):
  * streaming, retries, failures that must end in exactly one `error`, hung models, ordering
- * across workers, and a worker killed mid-reply.
+ * across workers, and a worker killed mid-reply. The coordinator routes each message with a
+ * request of its own before the answer; the fake fails those the same way. The circuit breaker
+ * is kept out of the way here (agent-team.test.ts tests it).
  */
 describe('model failures', () => {
   let fake: FakeOpenAI;
@@ -22,6 +24,7 @@ describe('model failures', () => {
     OPENAI_API_KEY: 'test-key',
     OPENAI_BASE_URL: fakeServer.baseURL,
     OPENAI_MODEL: 'fake-model',
+    LLM_BREAKER_THRESHOLD: '1000',
   });
 
   beforeAll(async () => {
@@ -50,9 +53,12 @@ describe('model failures', () => {
     browsers.push(browser);
     return browser;
   };
-  /** The requests the fake model got whose last user message is `text`. */
+  /** The answer requests (not routing) the fake model got whose last user message is `text`. */
   const requestsFor = (text: string) =>
-    fake.requests.filter((r) => r.messages.at(-1)?.content === text);
+    fake.answerRequests().filter((r) => r.messages.at(-1)?.content === text);
+  /** The coordinator's routing requests for `text`. */
+  const routeRequestsFor = (text: string) =>
+    fake.routeRequests().filter((r) => r.messages.at(-1)?.content === text);
   const framesFor = (browser: TestBrowser, id: string, type?: string) =>
     browser.frames.filter((f) => f.replyTo === id && (type === undefined || f.type === type));
   const idleAfter = (browser: TestBrowser, frame: Frame, timeoutMs = 10_000) =>
@@ -99,6 +105,7 @@ describe('model failures', () => {
       { role: 'system', content: expect.stringContaining('You are the tutor of Chorus') },
       { role: 'user', content: first },
     ]);
+    expect(routeRequestsFor(first)).toHaveLength(1);
 
     const second = `and a follow-up ${nonce}`;
     browser.chat('s2', second);
@@ -118,6 +125,8 @@ describe('model failures', () => {
     const text = `FAIL429ONCE ${nonce}`;
     browser.chat('r1', text);
     await expectEcho(browser, 'r1', text);
+    // The coordinator's request and the tutor's each get one 429, then succeed.
+    expect(routeRequestsFor(text)).toHaveLength(2);
     expect(requestsFor(text)).toHaveLength(2);
     expect(framesFor(browser, 'r1', 'reply.start')).toHaveLength(1);
     expect(framesFor(browser, 'r1', 'error')).toEqual([]);
@@ -137,6 +146,7 @@ describe('model failures', () => {
     });
     await idleAfter(browser, error);
     expect(requestsFor(text)).toHaveLength(3); // 1 + LLM_MAX_RETRIES
+    expect(routeRequestsFor(text)).toHaveLength(3); // routing failed too, then keywords routed
     expect(framesFor(browser, 'f1', 'reply.end')).toEqual([]);
 
     const next = `after the outage ${nonce}`;
@@ -169,6 +179,7 @@ describe('model failures', () => {
     expect(error).toMatchObject({ type: 'error', code: 'llm_unavailable', replyTo: 'h1' });
     await idleAfter(browser, error, 3_000);
     expect(requestsFor(text)).toHaveLength(1);
+    expect(routeRequestsFor(text)).toHaveLength(1); // routing timed out first, keywords routed
   });
 
   it('with two workers, back-to-back messages are answered once each, in ack order, never interleaved', async () => {

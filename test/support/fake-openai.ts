@@ -1,22 +1,67 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-interface ChatBody {
+/** A message of a chat request, as the worker sent it. */
+export interface FakeMessage {
+  role: string;
+  content: string | null;
+  tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
+}
+
+/** A /v1/chat/completions request body, as the worker sent it. */
+export interface FakeRequest {
   model: string;
   stream?: boolean;
-  messages: { role: string; content: string }[];
+  messages: FakeMessage[];
+  tools?: { type: string; function: { name: string } }[];
+  tool_choice?: { type?: string; function?: { name?: string } } | string;
+}
+
+/** The prompt a speaking helper gets after the lead answered (answer-message.ts). */
+const HELPER_PROMPT = /^\(\w[\w-]* answered above\. You are the /;
+
+/** True for the coordinator's routing requests: they force the `route` function. */
+export function isRouteRequest(body: FakeRequest): boolean {
+  return typeof body.tool_choice === 'object' && body.tool_choice.function?.name === 'route';
+}
+
+/** The last user message of a request. */
+export function lastUserText(body: FakeRequest): string {
+  return [...body.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
 }
 
 /**
- * An OpenAI-compatible /v1/chat/completions server of our own. The last user message picks the
- * behaviour: `FAIL500` (always 500), `FAIL429ONCE` (429 once, then fine), `BOOM` (a malformed
- * stream), `HANG` (never answers), `SLOW` (100 ms between chunks); anything else streams
- * "Echo: <text>".
+ * The user's question a request answers: the last user message, or for a speaking helper (whose
+ * last user message is the "… answered above. You are the …" prompt) the one before it.
+ */
+export function questionOf(body: FakeRequest): string {
+  const users = body.messages.filter((m) => m.role === 'user').map((m) => m.content ?? '');
+  const last = users.at(-1) ?? '';
+  return HELPER_PROMPT.test(last) ? (users.at(-2) ?? last) : last;
+}
+
+/**
+ * An OpenAI-compatible /v1/chat/completions server of our own. The user's question picks the
+ * behaviour, for every request (routing ones too): `FAIL500` (always 500), `FAIL429ONCE` (429
+ * once per caller and text, then fine), `BOOM` (a malformed stream), `HANG` (never answers),
+ * `SLOW` (100 ms between chunks).
+ *
+ * Routing requests (`tool_choice` forcing `route`) get a streamed `route` call: tutor leads by
+ * default; `RESEARCH` → researcher; `TEAMWORK` → tutor with researcher and curator;
+ * `BADROUTEAGENT` → an unknown lead; `BADROUTE` → arguments that are not JSON.
+ *
+ * Agent requests that offer tools: `TOOLSEARCH` → search_concepts {"query":"binary search"}, then
+ * (once a tool message is there) "Found: <first 40 chars of the tool result>"; `TOOLADD <suffix>` →
+ * add_concept "Fake Test Concept <suffix>", then "Added."; `NOTOOLS` → plain text. The curator
+ * (system prompt "You are the curator"), with `TEAMWORK`: add_concept for the label after `ADD:`,
+ * or "nothing to add". Anything else streams "Echo: <last user message>".
  */
 export class FakeOpenAI {
-  readonly requests: ChatBody[] = [];
+  readonly requests: FakeRequest[] = [];
   private failedOnce = new Set<string>();
   private readonly hung: ServerResponse[] = [];
+  private callCount = 0;
 
   private constructor(private readonly server: Server) {}
 
@@ -32,6 +77,21 @@ export class FakeOpenAI {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
   }
 
+  /** The coordinator's routing requests. */
+  routeRequests(): FakeRequest[] {
+    return this.requests.filter(isRouteRequest);
+  }
+
+  /** The agents' requests (everything but routing). */
+  answerRequests(): FakeRequest[] {
+    return this.requests.filter((r) => !isRouteRequest(r));
+  }
+
+  /** Requests (routing and answers) for the user's question `text`. */
+  requestsAbout(text: string): FakeRequest[] {
+    return this.requests.filter((r) => questionOf(r) === text);
+  }
+
   async stop(): Promise<void> {
     for (const res of this.hung) res.destroy();
     this.server.closeAllConnections();
@@ -45,59 +105,123 @@ export class FakeOpenAI {
       res.writeHead(404).end();
       return;
     }
-    const body = JSON.parse(raw) as ChatBody;
+    const body = JSON.parse(raw) as FakeRequest;
     this.requests.push(body);
-    const text = [...body.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
+    const text = lastUserText(body);
+    const question = questionOf(body);
+    const system = body.messages.find((m) => m.role === 'system')?.content ?? '';
     const error = (status: number, headers: Record<string, string> = {}): void => {
       res
         .writeHead(status, { 'content-type': 'application/json', ...headers })
         .end(JSON.stringify({ error: { message: `fake ${status}`, type: 'server_error' } }));
     };
 
-    if (text.includes('FAIL500')) return error(500);
-    if (text.includes('FAIL429ONCE') && !this.failedOnce.has(text)) {
-      this.failedOnce.add(text);
+    if (question.includes('FAIL500')) return error(500);
+    const onceKey = `${system.slice(0, 40)}\n${question}`;
+    if (question.includes('FAIL429ONCE') && !this.failedOnce.has(onceKey)) {
+      this.failedOnce.add(onceKey);
       return error(429, { 'retry-after': '0' });
     }
-    if (text.includes('HANG')) {
+    if (question.includes('HANG')) {
       this.hung.push(res);
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const send = (data: unknown) =>
       res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
-    const chunk = (content: string) => ({
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
       id: 'chatcmpl-fake',
       object: 'chat.completion.chunk',
       created: 0,
       model: body.model,
-      choices: [{ index: 0, delta: { content }, finish_reason: null }],
+      choices: [{ index: 0, delta, finish_reason: finish }],
     });
-    if (text.includes('BOOM')) {
-      send(chunk('This will '));
+    const finish = (outputTokens: number) => {
+      send({
+        id: 'chatcmpl-fake',
+        object: 'chat.completion.chunk',
+        created: 0,
+        model: body.model,
+        choices: [],
+        usage: {
+          prompt_tokens: 10,
+          completion_tokens: outputTokens,
+          total_tokens: 10 + outputTokens,
+        },
+      });
+      send('[DONE]');
+      res.end();
+    };
+    const streamText = async (answer: string) => {
+      const words = answer.match(/\S+\s*/g) ?? [];
+      for (const word of words) {
+        if (res.destroyed) return;
+        send(chunk({ content: word }));
+        if (question.includes('SLOW')) await new Promise((r) => setTimeout(r, 100));
+      }
+      send(chunk({}, 'stop'));
+      finish(words.length);
+    };
+    /** One tool call, its arguments split over several chunks (the worker must join them). */
+    const streamToolCall = (name: string, args: string) => {
+      const id = `call_fake_${++this.callCount}`;
+      send(
+        chunk({
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ index: 0, id, type: 'function', function: { name, arguments: '' } }],
+        }),
+      );
+      const cut = Math.max(1, Math.floor(args.length / 2));
+      for (const part of [args.slice(0, cut), args.slice(cut)]) {
+        if (part) send(chunk({ tool_calls: [{ index: 0, function: { arguments: part } }] }));
+      }
+      send(chunk({}, 'tool_calls'));
+      finish(5);
+    };
+
+    if (question.includes('BOOM')) {
+      send(chunk({ content: 'This will ' }));
       send('{"not json');
       res.end();
       return;
     }
-    const words = `Echo: ${text}`.match(/\S+\s*/g) ?? [];
-    for (const word of words) {
-      if (res.destroyed) return;
-      send(chunk(word));
-      if (text.includes('SLOW')) await new Promise((r) => setTimeout(r, 100));
+    if (isRouteRequest(body)) return streamToolCall('route', routeArguments(question));
+
+    const offersTools = (body.tools?.length ?? 0) > 0 && body.tool_choice === undefined;
+    const toolResult = body.messages.findLast((m) => m.role === 'tool')?.content ?? undefined;
+    if (system.startsWith('You are the curator') && question.includes('TEAMWORK')) {
+      if (toolResult !== undefined) return streamText(`Curated: ${toolResult.slice(0, 40)}`);
+      const label = /ADD:\s*(.+)$/m.exec(question)?.[1]?.trim().slice(0, 80);
+      if (!label || !offersTools) return streamText('nothing to add');
+      return streamToolCall('add_concept', conceptArguments(label));
     }
-    send({
-      id: 'chatcmpl-fake',
-      object: 'chat.completion.chunk',
-      created: 0,
-      model: body.model,
-      choices: [],
-      usage: {
-        prompt_tokens: 10,
-        completion_tokens: words.length,
-        total_tokens: 10 + words.length,
-      },
-    });
-    send('[DONE]');
-    res.end();
+    if (question.includes('TOOLSEARCH')) {
+      if (toolResult !== undefined) return streamText(`Found: ${toolResult.slice(0, 40)}`);
+      if (offersTools) return streamToolCall('search_concepts', '{"query":"binary search"}');
+    }
+    if (question.includes('TOOLADD')) {
+      if (toolResult !== undefined) return streamText('Added.');
+      if (offersTools) {
+        const suffix = /TOOLADD\s+(\w+)/.exec(question)?.[1] ?? 'x';
+        return streamToolCall('add_concept', conceptArguments(`Fake Test Concept ${suffix}`));
+      }
+    }
+    return streamText(`Echo: ${text}`);
   }
 }
+
+function routeArguments(question: string): string {
+  if (question.includes('BADROUTEAGENT')) return '{"lead":"wizard","support":[]}';
+  if (question.includes('BADROUTE')) return '{"lead": "tutor", "support": [';
+  if (question.includes('TEAMWORK')) return '{"lead":"tutor","support":["researcher","curator"]}';
+  if (question.includes('RESEARCH')) return '{"lead":"researcher","support":[]}';
+  return '{"lead":"tutor","support":[]}';
+}
+
+const conceptArguments = (label: string) =>
+  JSON.stringify({
+    label,
+    type: 'concept',
+    description: 'A concept added by the fake model in a test.',
+  });

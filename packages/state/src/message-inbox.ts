@@ -65,13 +65,16 @@ export class MessageInbox {
     return raw ? (JSON.parse(raw) as MessageRecord) : null;
   }
 
-  /** The oldest message still waiting for its answer. */
+  /** The oldest message still waiting for its answer; ids whose record is gone are dropped. */
   async head(sessionId: string): Promise<{ id: string; record: MessageRecord } | null> {
     const k = this.keys.session(sessionId);
-    const id = await this.redis.lindex(k.inbox, 0);
-    if (id === null) return null;
-    const record = await this.get(sessionId, id);
-    return record ? { id, record } : null;
+    for (;;) {
+      const id = await this.redis.lindex(k.inbox, 0);
+      if (id === null) return null;
+      const record = await this.get(sessionId, id);
+      if (record) return { id, record };
+      await this.redis.lrem(k.inbox, 1, id);
+    }
   }
 
   /**

@@ -562,9 +562,7 @@ describe('reliability', () => {
     afterAll(async () => {
       for (const browser of browsers) browser.terminate();
       await cluster?.stop();
-      // TestRedis.stop() waits for an exit that already happened on a server killed before.
-      for (const server of redisServers)
-        await server.stop();
+      for (const server of redisServers) await server.stop();
     });
 
     it('goes unhealthy without dying, refuses chat meanwhile, and recovers on the same port', async () => {

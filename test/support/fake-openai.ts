@@ -55,7 +55,9 @@ export function questionOf(body: FakeRequest): string {
  * (once a tool message is there) "Found: <first 40 chars of the tool result>"; `TOOLADD <suffix>` →
  * add_concept "Fake Test Concept <suffix>", then "Added."; `NOTOOLS` → plain text. The curator
  * (system prompt "You are the curator"), with `TEAMWORK`: add_concept for the label after `ADD:`,
- * or "nothing to add". Anything else streams "Echo: <last user message>".
+ * or "nothing to add". `TOOLLOOP`: search_concepts whenever tools are offered, else "No more
+ * tools.". `FAILHELPERS`: 500 for every agent but the tutor (routing and the tutor are fine).
+ * Anything else streams "Echo: <last user message>".
  */
 export class FakeOpenAI {
   readonly requests: FakeRequest[] = [];
@@ -117,6 +119,13 @@ export class FakeOpenAI {
     };
 
     if (question.includes('FAIL500')) return error(500);
+    if (
+      question.includes('FAILHELPERS') &&
+      !isRouteRequest(body) &&
+      !system.startsWith('You are the tutor')
+    ) {
+      return error(500, { 'retry-after-ms': '1' });
+    }
     const onceKey = `${system.slice(0, 40)}\n${question}`;
     if (question.includes('FAIL429ONCE') && !this.failedOnce.has(onceKey)) {
       this.failedOnce.add(onceKey);
@@ -199,6 +208,10 @@ export class FakeOpenAI {
     if (question.includes('TOOLSEARCH')) {
       if (toolResult !== undefined) return streamText(`Found: ${toolResult.slice(0, 40)}`);
       if (offersTools) return streamToolCall('search_concepts', '{"query":"binary search"}');
+    }
+    if (question.includes('TOOLLOOP')) {
+      if (offersTools) return streamToolCall('search_concepts', '{"query":"binary search"}');
+      return streamText('No more tools.');
     }
     if (question.includes('TOOLADD')) {
       if (toolResult !== undefined) return streamText('Added.');

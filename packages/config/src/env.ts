@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 /** A configuration problem; the message names every offending variable. */
@@ -54,6 +56,9 @@ export const keyPrefix = z
   .regex(/^[A-Za-z0-9_-]{1,32}$/, { error: 'must be 1-32 characters of [A-Za-z0-9_-]' })
   .default('chorus');
 
-export const instanceId = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be 1-64 characters of [A-Za-z0-9_.-]' });
+/** A process name; by default `<kind>-<host>-<random>`, unique even for replicas on one host. */
+export const instanceId = (kind: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, { error: 'must be 1-64 characters of [A-Za-z0-9_.-]' })
+    .default(() => `${kind}-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`);

@@ -1,5 +1,3 @@
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import {
   ConfigError,
@@ -37,9 +35,7 @@ const gatewayShape = {
     })
     .min(32, { error: 'must be at least 32 characters long' }),
   ALLOWED_ORIGINS: origins,
-  GATEWAY_ID: instanceId.default(
-    () => `gw-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`,
-  ),
+  GATEWAY_ID: instanceId('gw'),
   MAX_SOCKETS_PER_SESSION: int(1, 1000, 8),
   LOG_LEVEL: logLevel,
   KEY_PREFIX: keyPrefix,

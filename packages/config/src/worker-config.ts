@@ -1,5 +1,3 @@
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import {
   ConfigError,
@@ -14,9 +12,7 @@ import {
 
 const workerShape = {
   REDIS_URL: redisUrl,
-  WORKER_ID: instanceId.default(
-    () => `wk-${hostname().slice(0, 40)}-${randomBytes(3).toString('hex')}`,
-  ),
+  WORKER_ID: instanceId('wk'),
   METRICS_PORT: int(0, 65535, 9100),
   WORKER_CONCURRENCY: int(1, 1000, 8),
   MODEL_PROVIDER: z

@@ -31,7 +31,10 @@ export class ClusterDirectory {
     ttlMs: number,
   ): Promise<void> {
     const [set, stats] = this.memberKeys(role, id);
-    const step = this.redis.multi().zadd(set, Date.now() + ttlMs, id).del(stats);
+    const step = this.redis
+      .multi()
+      .zadd(set, Date.now() + ttlMs, id)
+      .del(stats);
     if (Object.keys(figures).length > 0) step.hset(stats, figures).pexpire(stats, ttlMs);
     await step.exec();
   }

@@ -59,7 +59,9 @@ export class GraphStore {
 
   /** Adds an edge unless the same (source, label, target) exists; true when added. */
   async addEdge(edge: GraphEdge): Promise<boolean> {
-    return (await this.redis.hsetnx(this.keys.graph.edges, edgeKey(edge), JSON.stringify(edge))) === 1;
+    return (
+      (await this.redis.hsetnx(this.keys.graph.edges, edgeKey(edge), JSON.stringify(edge))) === 1
+    );
   }
 
   async node(id: string): Promise<GraphNode | null> {

@@ -1,5 +1,10 @@
 export { KeySchema, CHAT_QUEUE, type SessionKeys } from './keys.js';
-export { createRedis, type Redis, type ConnectionOptions } from './redis-connection.js';
+export {
+  createRedis,
+  redisConnector,
+  type Redis,
+  type ConnectionOptions,
+} from './redis-connection.js';
 export { decodeLiveMessage, encodeControl, type LiveMessage } from './live-message.js';
 export { SessionEvents, type StoredEvent } from './session-events.js';
 export {

@@ -32,3 +32,17 @@ export function createRedis(url: string, options: ConnectionOptions): Redis {
   redis.on('error', options.onError ?? (() => undefined));
   return redis;
 }
+
+/** Connections of one process, named `<owner>:<role>`, with one place that hears their errors. */
+export function redisConnector(
+  url: string,
+  owner: string,
+  onError: (role: string, error: Error) => void,
+) {
+  return (role: string, options: { blocking?: boolean } = {}): Redis =>
+    createRedis(url, {
+      name: `${owner}:${role}`,
+      ...(options.blocking ? { blocking: true } : {}),
+      onError: (error) => onError(role, error),
+    });
+}

@@ -5,7 +5,7 @@ import { CloseCode } from '@chorus/protocol';
 import {
   ClusterDirectory,
   createChatQueue,
-  createRedis,
+  redisConnector,
   GraphStore,
   KeySchema,
   MessageInbox,
@@ -48,21 +48,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     );
   }
   const keys = new KeySchema(config.KEY_PREFIX);
-  const onRedisError = (role: string) => (error: Error) =>
-    log.warn({ err: error.message, role }, 'redis connection error');
-  const redis = createRedis(config.REDIS_URL, {
-    name: `${config.GATEWAY_ID}:commands`,
-    onError: onRedisError('commands'),
-  });
-  const subscriber = createRedis(config.REDIS_URL, {
-    name: `${config.GATEWAY_ID}:events`,
-    blocking: true,
-    onError: onRedisError('events'),
-  });
-  const queueConnection = createRedis(config.REDIS_URL, {
-    name: `${config.GATEWAY_ID}:queue`,
-    onError: onRedisError('queue'),
-  });
+  const connect = redisConnector(config.REDIS_URL, config.GATEWAY_ID, (role, error) =>
+    log.warn({ err: error.message, role }, 'redis connection error'),
+  );
+  const redis = connect('commands');
+  const subscriber = connect('events', { blocking: true });
+  const queueConnection = connect('queue');
   const registry = createRegistry('gateway', config.GATEWAY_ID);
   const metrics = new GatewayMetrics(registry);
   const stats = new ReplicaStats(metrics);

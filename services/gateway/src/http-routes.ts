@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { METRICS_CONTENT_TYPE } from '@chorus/observability';
 import type { Registry } from '@chorus/observability';
 import type { GatewayContext } from './gateway-context.js';
 import type { HealthReporter } from './health.js';
 import { json, respond, type HttpAnswer } from './http-respond.js';
-import type { HttpResponse, TemplatedApp } from './uws.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const ENDPOINTS = ['/', '/ws', '/api', '/health', '/livez', '/readyz', '/metrics', '/api/graph'];
 const GRAPH_CACHE_MS = 5_000;
@@ -13,12 +15,61 @@ export interface HttpDeps {
   ctx: GatewayContext;
   health: HealthReporter;
   registry: Registry;
-  /** The demo chat page. */
+  /** The fallback chat page, served when services/web has not been built. */
   indexHtml: string;
+  /** The built web page (services/web/dist); null to serve the fallback. */
+  webPage?: WebPage | null;
 }
 
 export function loadIndexHtml(): string {
   return readFileSync(new URL('../public/index.html', import.meta.url), 'utf8');
+}
+
+/** The demo chat page as `vite build` left it: index.html and its hashed assets, in memory. */
+export interface WebPage {
+  indexHtml: string;
+  /** By URL path (`/assets/index-3f2a.js`). */
+  assets: Map<string, { body: Buffer; contentType: string }>;
+}
+
+const WEB_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+const ASSET_TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/**
+ * Reads the built page once, at start. Only files found here are ever served, by exact path,
+ * so no request path can reach outside the assets folder.
+ */
+export function loadWebPage(dist: string = WEB_DIST): WebPage | null {
+  const indexPath = join(dist, 'index.html');
+  if (!existsSync(indexPath)) return null;
+  const assets = new Map<string, { body: Buffer; contentType: string }>();
+  const walk = (dir: string, urlPath: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = join(dir, entry.name);
+      if (entry.isDirectory()) walk(file, `${urlPath}${entry.name}/`);
+      else if (entry.isFile()) {
+        assets.set(`${urlPath}${entry.name}`, {
+          body: readFileSync(file),
+          contentType: ASSET_TYPES[extname(entry.name)] ?? 'application/octet-stream',
+        });
+      }
+    }
+  };
+  const assetsDir = join(dist, 'assets');
+  if (existsSync(assetsDir)) walk(assetsDir, '/assets/');
+  return { indexHtml: readFileSync(indexPath, 'utf8'), assets };
 }
 
 /** The gateway's HTTP endpoints (PROTOCOL.md, "HTTP endpoints of a gateway"). */
@@ -33,7 +84,30 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
 
   let graphCache: { at: number; body: string } | null = null;
 
-  get('/', () => ({ status: 200, body: deps.indexHtml, contentType: 'text/html; charset=utf-8' }));
+  const webPage = deps.webPage === undefined ? loadWebPage() : deps.webPage;
+  if (!webPage) {
+    ctx.log.warn(
+      { dist: WEB_DIST },
+      'the web page is not built (pnpm build builds it): serving the minimal fallback page',
+    );
+  }
+  const indexHtml = webPage?.indexHtml ?? deps.indexHtml;
+  get('/', () => ({ status: 200, body: indexHtml, contentType: 'text/html; charset=utf-8' }));
+  // Hashed file names: a changed file gets a new name, so browsers may keep these forever.
+  app.get('/assets/*', (res: HttpResponse, req: HttpRequest) => {
+    const asset = webPage?.assets.get(req.getUrl());
+    if (!asset) {
+      respond(res, () => json(404, { error: 'not_found' }), onError);
+      return;
+    }
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      res.writeHeader('Content-Type', asset.contentType);
+      res.writeHeader('Cache-Control', 'public, max-age=31536000, immutable');
+      res.writeHeader('X-Content-Type-Options', 'nosniff');
+      res.end(asset.body);
+    });
+  });
   get('/api', () =>
     json(200, {
       service: 'chorus-gateway',

@@ -6,7 +6,7 @@ import {
   CHAT_QUEUE,
   ClusterDirectory,
   createChatQueue,
-  createRedis,
+  redisConnector,
   GraphStore,
   KeySchema,
   MessageInbox,
@@ -41,21 +41,12 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const team = loadTeam(config.TEAM_FILE ?? DEFAULT_TEAM_FILE);
   const agentCount = team.agents.length + 1;
   const keys = new KeySchema(config.KEY_PREFIX);
-  const onRedisError = (role: string) => (error: Error) =>
-    log.warn({ err: error.message, role }, 'redis connection error');
-  const redis = createRedis(config.REDIS_URL, {
-    name: `${config.WORKER_ID}:commands`,
-    onError: onRedisError('commands'),
-  });
-  const bullConnection = createRedis(config.REDIS_URL, {
-    name: `${config.WORKER_ID}:jobs`,
-    blocking: true,
-    onError: onRedisError('jobs'),
-  });
-  const queueConnection = createRedis(config.REDIS_URL, {
-    name: `${config.WORKER_ID}:queue`,
-    onError: onRedisError('queue'),
-  });
+  const connect = redisConnector(config.REDIS_URL, config.WORKER_ID, (role, error) =>
+    log.warn({ err: error.message, role }, 'redis connection error'),
+  );
+  const redis = connect('commands');
+  const bullConnection = connect('jobs', { blocking: true });
+  const queueConnection = connect('queue');
   const registry = createRegistry('worker', config.WORKER_ID);
   const metrics = new WorkerMetrics(registry);
   const graphStore = new GraphStore(redis, keys);
@@ -64,11 +55,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const queue = createChatQueue(queueConnection, keys);
   queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
 
-  const cancelSubscriber = createRedis(config.REDIS_URL, {
-    name: `${config.WORKER_ID}:cancels`,
-    blocking: true,
-    onError: onRedisError('cancels'),
-  });
+  const cancelSubscriber = connect('cancels', { blocking: true });
   const cancels = new CancelListener(cancelSubscriber, keys, log);
   await cancels.start();
 
@@ -80,8 +67,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     metrics.breakerState(config.OPENAI_MODEL, state);
     log.warn({ state }, 'model circuit breaker changed state');
   });
-  if (model.model === 'echo') log.warn('MODEL_PROVIDER=echo: a benchmark stand-in answers, not a model');
-  else if (model.offline) log.warn('no model configured: answering offline from the knowledge graph');
+  if (model.model === 'echo')
+    log.warn('MODEL_PROVIDER=echo: a benchmark stand-in answers, not a model');
+  else if (model.offline)
+    log.warn('no model configured: answering offline from the knowledge graph');
 
   const ctx: WorkerContext = {
     settings: {

@@ -58,12 +58,11 @@ export class OpenAIModel implements ChatModel {
       resetTimeout: options.breaker.resetTimeoutMs,
       rollingCountTimeout: 30_000,
       // Cancellations and requests the server rejects as wrong say nothing about its health.
-      errorFilter: (error: unknown) =>
-        error instanceof OpenAI.APIUserAbortError ||
-        (error instanceof OpenAI.APIError &&
-          error.status !== undefined &&
-          error.status < 500 &&
-          ![408, 409, 429].includes(error.status)),
+      errorFilter: (error: unknown) => {
+        if (error instanceof OpenAI.APIUserAbortError) return true;
+        const status: unknown = error instanceof OpenAI.APIError ? error.status : undefined;
+        return typeof status === 'number' && status < 500 && ![408, 409, 429].includes(status);
+      },
     });
     const report = (state: 'open' | 'half-open' | 'closed') => () => {
       options.onBreakerState?.(state);

@@ -92,7 +92,8 @@ describe('model failures', () => {
     expect(reply.end).toMatchObject({
       agent: 'tutor',
       agents: ['tutor'],
-      usage: { inputTokens: 10, outputTokens: 4 },
+      // The coordinator's route call (10/5) and the tutor's answer (10/4).
+      usage: { inputTokens: 20, outputTokens: 9 },
     });
     expect(reply.end).not.toHaveProperty('offline');
     expect(framesFor(browser, 's1', 'reply.delta').length).toBeGreaterThan(0);

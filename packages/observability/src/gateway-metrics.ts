@@ -12,6 +12,7 @@ export class GatewayMetrics {
   private readonly enqueued: Counter;
   private readonly firstDelta: Histogram;
   private readonly processing: Gauge;
+  private readonly draining: Gauge;
   private readonly resumes: Counter<'outcome'>;
 
   constructor(readonly registry: Registry) {
@@ -64,6 +65,11 @@ export class GatewayMetrics {
       help: 'Sessions with a socket on this gateway whose message is being answered.',
       registers,
     });
+    this.draining = new Gauge({
+      name: 'chorus_gateway_draining',
+      help: '1 while this gateway drains (after SIGTERM), else 0.',
+      registers,
+    });
     this.resumes = new Counter({
       name: 'chorus_resume_total',
       help: 'Replays requested with lastEventId or resume, by outcome (replayed, reset, invalid).',
@@ -103,6 +109,9 @@ export class GatewayMetrics {
   }
   sessionsProcessing(count: number): void {
     this.processing.set(count);
+  }
+  drainStarted(): void {
+    this.draining.set(1);
   }
   resumed(outcome: 'replayed' | 'reset' | 'invalid'): void {
     this.resumes.inc({ outcome });

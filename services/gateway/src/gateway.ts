@@ -169,6 +169,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   let stopping: Promise<void> | null = null;
   const stop = async () => {
     ctx.draining = true;
+    metrics.drainStarted();
     log.info({ sockets: sockets.size }, 'draining: closing sockets with 1001');
     for (const ws of [...sockets]) ws.end(CloseCode.draining, 'gateway draining; reconnect');
     const deadline = Date.now() + config.DRAIN_TIMEOUT_MS;

@@ -77,7 +77,7 @@ export async function answerMessage(
   try {
     await emit({ type: 'status', state: 'processing', replyTo: messageId });
     const history = fitHistory(await ctx.inbox.history(sessionId), ctx.settings.historyTokenBudget);
-    const route = await routeMessage(ctx, record.text, signal, log, observer);
+    const route = await routeMessage(ctx, record.text, signal, log, observer, reply);
     const helpers = route.support.map((a) => a.name).join(', ');
     await log.write(
       coordinator,
@@ -96,7 +96,7 @@ export async function answerMessage(
       try {
         if (helper.speaks) await speak(helper, promptFor(ctx, helper, history, record.text, reply));
         else
-          await act(ctx, helper, promptFor(ctx, helper, history, record.text, reply), {
+          await act(ctx, reply, helper, promptFor(ctx, helper, history, record.text, reply), {
             log,
             observer,
             signal,
@@ -190,11 +190,14 @@ async function speakInto(
 /** A helper that does not speak: it acts (tools) and reports in agent.log. */
 async function act(
   ctx: WorkerContext,
+  reply: Reply,
   agent: AgentSpec,
   prompt: ChatMessage[],
   io: Omit<SpeakIO, 'emit' | 'messageId'>,
 ): Promise<void> {
   const turn = await runAgent(ctx, agent, prompt, io);
+  reply.inputTokens += turn.inputTokens;
+  reply.outputTokens += turn.outputTokens;
   const summary =
     turn.text.trim() || (ctx.model.offline ? 'offline: nothing to do without a model' : 'done');
   void io.log.write(agent.name, 'info', 'summary', summary);

@@ -50,7 +50,12 @@ export interface ChatModel {
 /** The model could not answer (after retries, or with the breaker open): `llm_unavailable`. */
 export class ModelUnavailableError extends Error {
   override readonly name = 'ModelUnavailableError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    options?: { cause?: unknown },
+    /** The request hit LLM_TIMEOUT_MS (on every attempt). */
+    readonly timedOut = false,
+  ) {
     super(message, options);
   }
 }

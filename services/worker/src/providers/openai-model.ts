@@ -173,6 +173,9 @@ function toOpenAI(message: ChatMessage): ChatCompletionMessageParam {
 /** API, connection and breaker failures mean the model is unavailable; anything else is our bug. */
 function asUnavailable(error: unknown): unknown {
   if (error instanceof OpenAI.APIUserAbortError) return error;
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return new ModelUnavailableError('model request timed out', { cause: error }, true);
+  }
   if (error instanceof OpenAI.APIError) {
     const status = error.status === undefined ? 'no response' : `HTTP ${error.status}`;
     return new ModelUnavailableError(`model request failed (${status})`, { cause: error });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ModelObserver } from '../providers/chat-model.js';
+import { callModel } from './call-model.js';
 import type { WorkerContext } from '../worker-context.js';
 import type { AgentLog } from './agent-log.js';
 import type { AgentSpec, TeamSpec } from './team-config.js';
@@ -8,6 +9,12 @@ export interface Route {
   lead: AgentSpec;
   support: AgentSpec[];
   by: 'model' | 'keywords';
+}
+
+/** Where the tokens of the routing call are added up. */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
 }
 
 const RouteArgs = z.object({ lead: z.string(), support: z.array(z.string()).default([]) });
@@ -22,11 +29,12 @@ export async function routeMessage(
   signal: AbortSignal,
   log: AgentLog,
   observer: ModelObserver,
+  usage: Usage,
 ): Promise<Route> {
   const { team } = ctx;
   if (!ctx.model.offline) {
     try {
-      const route = await routeByModel(ctx, text, signal, observer);
+      const route = await routeByModel(ctx, text, signal, observer, usage);
       if (route) return route;
       void log.write(
         team.coordinator.name,
@@ -53,12 +61,13 @@ async function routeByModel(
   text: string,
   signal: AbortSignal,
   observer: ModelObserver,
+  usage: Usage,
 ): Promise<Route | null> {
   const { team } = ctx;
   const speakers = team.agents.filter((a) => a.speaks).map((a) => a.name);
   const roster = team.agents.map((a) => `- ${a.name}: ${a.role}`).join('\n');
-  let args = '';
-  for await (const chunk of ctx.model.stream(
+  const result = await callModel(
+    ctx,
     {
       agent: team.coordinator.name,
       ...(team.coordinator.model ? { model: team.coordinator.model } : {}),
@@ -87,10 +96,10 @@ async function routeByModel(
       signal,
     },
     observer,
-  )) {
-    if (chunk.kind === 'tool_calls')
-      args = chunk.calls.find((c) => c.name === 'route')?.arguments ?? '';
-  }
+  );
+  usage.inputTokens += result.inputTokens;
+  usage.outputTokens += result.outputTokens;
+  const args = result.calls.find((c) => c.name === 'route')?.arguments ?? '';
   let raw: unknown;
   try {
     raw = JSON.parse(args);

@@ -13,6 +13,7 @@ export default defineConfig({
   test: {
     projects: [
       unit('protocol', 'packages/protocol'),
+      unit('client', 'packages/client'),
       unit('config', 'packages/config'),
       unit('state', 'packages/state'),
       unit('observability', 'packages/observability'),
@@ -28,6 +29,8 @@ export default defineConfig({
           hookTimeout: 60_000,
           // Each file runs its own gateways and workers: keep the 2-core machine from thrashing.
           maxWorkers: 2,
+          // After the unit projects (vitest needs its own group for a different maxWorkers).
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -24,6 +24,8 @@ export interface SessionKeys {
   history: string;
   /** set: chat ids whose answer the client asked to stop */
   cancels: string;
+  /** hash: the session's message token bucket (tokens, ts) */
+  rateLimit: string;
 }
 
 export class KeySchema {
@@ -42,6 +44,7 @@ export class KeySchema {
       fence: `${tag}:fence`,
       history: `${tag}:history`,
       cancels: `${tag}:cancels`,
+      rateLimit: `${tag}:ratelimit`,
     };
   }
 

@@ -11,10 +11,9 @@ export interface MessageRecord {
   state: 'pending' | 'done';
 }
 
-export interface AcceptResult {
-  duplicate: boolean;
-  record: MessageRecord;
-}
+export type AcceptResult =
+  | { status: 'accepted' | 'duplicate'; record: MessageRecord }
+  | { status: 'rate_limited'; retryAfterMs: number };
 
 export interface HistoryTurn {
   role: 'user' | 'assistant';
@@ -27,6 +26,9 @@ export interface InboxSettings {
   eventsMaxLen: number;
   sessionTtlSeconds: number;
   historyMaxEntries: number;
+  /** Messages a session may send at once, then one per `messageRefillMs`; 0 for no limit. */
+  messageBurst?: number;
+  messageRefillMs?: number;
 }
 
 /** A session's chat messages: idempotent acceptance, the ordered inbox, and their completion. */
@@ -37,7 +39,10 @@ export class MessageInbox {
     private readonly settings: InboxSettings,
   ) {}
 
-  /** Stores the message once, logs `user.message`, queues it; a resend returns the first record. */
+  /**
+   * Stores the message once, logs `user.message`, queues it; a resend returns the first record.
+   * A new message over the session's rate limit is refused and stores nothing.
+   */
   async accept(
     sessionId: string,
     message: { id: string; text: string; ts: number },
@@ -47,7 +52,7 @@ export class MessageInbox {
     const reply = (await runScript(
       this.redis,
       'acceptMessage',
-      [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence],
+      [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence, k.rateLimit],
       [
         message.id,
         body,
@@ -55,9 +60,13 @@ export class MessageInbox {
         message.ts,
         this.settings.eventsMaxLen,
         this.settings.sessionTtlSeconds,
+        this.settings.messageBurst ?? 0,
+        1 / (this.settings.messageRefillMs ?? 1),
       ],
     )) as [string, string];
-    return { duplicate: reply[0] === 'duplicate', record: JSON.parse(reply[1]) as MessageRecord };
+    if (reply[0] === 'rate_limited') return { status: 'rate_limited', retryAfterMs: Number(reply[1]) };
+    const status = reply[0] === 'duplicate' ? 'duplicate' : 'accepted';
+    return { status, record: JSON.parse(reply[1]) as MessageRecord };
   }
 
   async get(sessionId: string, id: string): Promise<MessageRecord | null> {

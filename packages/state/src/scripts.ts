@@ -24,7 +24,7 @@ function load(file: string, withPrelude: boolean): ScriptDef {
 }
 
 export const SCRIPTS = {
-  acceptMessage: load('accept-message-7.lua', true),
+  acceptMessage: load('accept-message-8.lua', true),
   acquireLease: load('acquire-lease-3.lua', false),
   renewLease: load('renew-lease-1.lua', false),
   releaseLease: load('release-lease-1.lua', false),

@@ -77,10 +77,17 @@ afterEach(async () => {
   expect(await redis.keys(`*${prefix}*`)).toEqual([]);
 });
 
+/** accept() for a message that must be stored (no rate limit is configured here). */
+async function acceptOk(sessionId: string, message: { id: string; text: string; ts: number }) {
+  const result = await inbox.accept(sessionId, message);
+  if (result.status === 'rate_limited') throw new Error('unexpected rate limit');
+  return result;
+}
+
 describe('MessageInbox.accept', () => {
   it('is idempotent on (session, id): one record, one user.message, one inbox entry', async () => {
-    const first = await inbox.accept(session, { id: 'm1', text: 'hello', ts: 1_000 });
-    expect(first.duplicate).toBe(false);
+    const first = await acceptOk(session, { id: 'm1', text: 'hello', ts: 1_000 });
+    expect(first.status).toBe('accepted');
     expect(first.record).toEqual({
       eventId: expect.stringMatching(EVENT_ID),
       text: 'hello',
@@ -88,8 +95,8 @@ describe('MessageInbox.accept', () => {
       state: 'pending',
     });
 
-    const again = await inbox.accept(session, { id: 'm1', text: 'something else', ts: 2_000 });
-    expect(again).toEqual({ duplicate: true, record: first.record });
+    const again = await acceptOk(session, { id: 'm1', text: 'something else', ts: 2_000 });
+    expect(again).toEqual({ status: 'duplicate', record: first.record });
 
     const k = keys.session(session);
     expect(await storedEvents(session)).toEqual([
@@ -103,12 +110,35 @@ describe('MessageInbox.accept', () => {
     expect(ttl).toBeLessThanOrEqual(SETTINGS.sessionTtlSeconds);
   });
 
+  it('refuses new messages over the session token bucket; resends cost nothing', async () => {
+    const limited = new MessageInbox(redis, keys, {
+      ...SETTINGS,
+      messageBurst: 2,
+      messageRefillMs: 100,
+    });
+    const send = (id: string, ts: number) => limited.accept(session, { id, text: id, ts });
+    expect((await send('a', 1_000)).status).toBe('accepted');
+    expect((await send('b', 1_000)).status).toBe('accepted');
+    expect(await send('c', 1_010)).toEqual({ status: 'rate_limited', retryAfterMs: 90 });
+    expect((await send('a', 1_020)).status).toBe('duplicate');
+    // Nothing of the refused message was stored or logged.
+    expect(await limited.get(session, 'c')).toBeNull();
+    expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['a', 'b']);
+    expect((await storedEvents(session)).length).toBe(2);
+    expect((await send('c', 1_100)).status).toBe('accepted');
+    expect((await send('d', 1_150)).status).toBe('rate_limited');
+    // Another session has a bucket of its own.
+    expect((await limited.accept(newSessionId(), { id: 'x', text: 'x', ts: 1_150 })).status).toBe(
+      'accepted',
+    );
+  });
+
   it('queues distinct ids in order and scopes ids to their session', async () => {
-    const m1 = await inbox.accept(session, { id: 'm1', text: 'one', ts: 1 });
-    const m2 = await inbox.accept(session, { id: 'm2', text: 'two', ts: 2 });
-    const other = await inbox.accept(newSessionId(), { id: 'm1', text: 'one', ts: 1 });
-    expect(m2.duplicate).toBe(false);
-    expect(other.duplicate).toBe(false);
+    const m1 = await acceptOk(session, { id: 'm1', text: 'one', ts: 1 });
+    const m2 = await acceptOk(session, { id: 'm2', text: 'two', ts: 2 });
+    const other = await acceptOk(newSessionId(), { id: 'm1', text: 'one', ts: 1 });
+    expect(m2.status).toBe('accepted');
+    expect(other.status).toBe('accepted');
     expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m1', 'm2']);
     expect((await storedEvents(session)).map(([id]) => id)).toEqual([
       m1.record.eventId,
@@ -124,7 +154,7 @@ describe('SessionLease', () => {
     expect(await lease.acquire(session)).toBeNull();
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
 
-    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const first = await lease.acquire(session);
     expect(first).toEqual(expect.any(Number));
     expect(await lease.acquire(session)).toBeNull();
@@ -144,7 +174,7 @@ describe('SessionLease', () => {
 
   it('expires by itself after its TTL', async () => {
     const short = new SessionLease(redis, keys, 300);
-    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = await short.acquire(session);
     expect(fence).not.toBeNull();
     const pttl = await redis.pttl(keys.session(session).lease);
@@ -162,7 +192,7 @@ describe('SessionLease', () => {
 
 describe('fencing', () => {
   it('a stale fence appends nothing; the current fence appends a readable event', async () => {
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const { record } = await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const stale = (await lease.acquire(session))!;
     await lease.release(session, stale);
     const current = (await lease.acquire(session))!;
@@ -194,7 +224,7 @@ describe('fencing', () => {
 
   it('nobody appends once the lease has expired, not even its last holder', async () => {
     const short = new SessionLease(redis, keys, 200);
-    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await short.acquire(session))!;
     await sleep(300);
     expect(
@@ -218,7 +248,7 @@ describe('MessageInbox.finish', () => {
   ];
 
   it('ends the last waiting message: final event, done, out of the inbox, history, lease freed, idle', async () => {
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
+    const { record } = await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
     const fence = (await lease.acquire(session))!;
     const result = await inbox.finish(
       session,
@@ -244,7 +274,7 @@ describe('MessageInbox.finish', () => {
 
     // A resend after the answer is a duplicate of a done message.
     expect(await inbox.accept(session, { id: 'm1', text: 'q1', ts: 2 })).toEqual({
-      duplicate: true,
+      status: 'duplicate',
       record: { ...record, state: 'done' },
     });
   });
@@ -252,7 +282,7 @@ describe('MessageInbox.finish', () => {
   it('keeps the lease while another message waits, and trims the history to historyMaxEntries', async () => {
     const accepted = [];
     for (const id of ['m1', 'm2', 'm3'])
-      accepted.push(await inbox.accept(session, { id, text: `q-${id}`, ts: 1 }));
+      accepted.push(await acceptOk(session, { id, text: `q-${id}`, ts: 1 }));
     const fence = (await lease.acquire(session))!;
     const before = await redis.xlen(keys.session(session).events);
 
@@ -296,8 +326,8 @@ describe('MessageInbox.finish', () => {
   });
 
   it('returns waiting=1 for the first of two messages', async () => {
-    await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
-    await inbox.accept(session, { id: 'm2', text: 'q2', ts: 2 });
+    await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
     const fence = (await lease.acquire(session))!;
     const error = {
       type: 'error',
@@ -315,7 +345,7 @@ describe('MessageInbox.finish', () => {
   });
 
   it('with a stale fence returns null and changes nothing', async () => {
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'q1', ts: 1 });
+    const { record } = await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
     const stale = (await lease.acquire(session))!;
     await lease.release(session, stale);
     const current = (await lease.acquire(session))!;
@@ -343,7 +373,7 @@ describe('SessionEvents', () => {
     expect(await events.oldestEventId(session)).toBeNull();
     expect(await events.readAfter(session, '0-0', 10)).toEqual([]);
 
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const { record } = await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await lease.acquire(session))!;
     const ids = [record.eventId];
     for (let i = 0; i < 5; i++) {
@@ -376,7 +406,7 @@ describe('SessionEvents', () => {
 
   it('the log is bounded: oldestEventId moves on once old entries are trimmed', async () => {
     const small = new SessionEvents(redis, keys, 10);
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    const { record } = await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await lease.acquire(session))!;
     let last = '';
     for (let i = 0; i < 300; i++)
@@ -403,8 +433,8 @@ describe('live messages', () => {
     });
     await subscriber.subscribe(keys.session(session).channel);
 
-    const { record } = await inbox.accept(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
-    await inbox.accept(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing
+    const { record } = await acceptOk(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
+    await acceptOk(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing
     const fence = (await lease.acquire(session))!;
     const appended = await events.appendAsLeaseHolder(session, fence, {
       type: 'reply.start',
@@ -550,7 +580,7 @@ describe('ClusterDirectory', () => {
 
   it('counts sessions that hold a processing lease', async () => {
     const cluster = new ClusterDirectory(redis, keys);
-    await inbox.accept(session, { id: 'm1', text: 'hi', ts: 1 });
+    await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await lease.acquire(session))!;
     expect((await cluster.view()).processingSessions).toBe(1);
     await lease.release(session, fence);

@@ -76,11 +76,19 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
 /** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
 async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
   const { sessionId } = ws.getUserData();
-  const { record } = await ctx.inbox.accept(sessionId, {
-    id: frame.id,
-    text: frame.text,
-    ts: Date.now(),
-  });
+  const result = await ctx.inbox.accept(sessionId, { id: frame.id, text: frame.text, ts: Date.now() });
+  if (result.status === 'rate_limited') {
+    ctx.stats.error('rate_limited');
+    // Not stored, not acked: this error is the message's one ending; the client may resend later.
+    sendFrame(ws, ctx.stats, {
+      type: 'error',
+      code: 'rate_limited',
+      message: `too many messages; retry in ${Math.ceil(result.retryAfterMs / 1000)} s`,
+      replyTo: frame.id,
+    });
+    return;
+  }
+  const { record } = result;
   if (record.state === 'pending') {
     // Also on a resend: the first attempt may have died between storing and queueing.
     await enqueueChat(ctx.queue, { sessionId, messageId: frame.id });

@@ -79,6 +79,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       eventsMaxLen: config.EVENTS_MAXLEN,
       sessionTtlSeconds: config.SESSION_TTL_SECONDS,
       historyMaxEntries: 0,
+      messageBurst: config.CHAT_BURST,
+      messageRefillMs: 60_000 / config.CHAT_RATE_PER_MINUTE,
     }),
     events: new SessionEvents(redis, keys, config.EVENTS_MAXLEN),
     cluster: new ClusterDirectory(redis, keys),

@@ -235,9 +235,20 @@ describe('agent team', () => {
     expect(speakers(deltas)).toEqual(['tutor', 'researcher']);
     expect(reply.end).toMatchObject({ agent: 'tutor', agents: ['tutor', 'researcher'] });
     expect(reply.end.text).toBe(deltas.map((d) => String(d.text)).join(''));
-    expect(String(reply.end.text)).toMatch(
-      new RegExp(`^Echo: ${text}\\n\\nEcho: \\(tutor answered above`),
-    );
+    expect(reply.end.text).toBe(`Echo: ${text}\n\nEcho: ${text}`);
+    // The researcher saw the lead's answer and was told to add only what is missing.
+    const helperCall = fake
+      .answerRequests()
+      .find((r) =>
+        r.messages.some(
+          (m) =>
+            m.role === 'system' &&
+            /^tutor answered above\. You are the researcher/.test(m.content ?? ''),
+        ),
+      );
+    expect(
+      helperCall?.messages.some((m) => m.role === 'assistant' && m.content === `Echo: ${text}`),
+    ).toBe(true);
 
     const lines = linesOf(browser, 't1');
     expect(lines.find((f) => f.category === 'routing')?.message).toBe(

@@ -18,9 +18,6 @@ export interface FakeRequest {
   tool_choice?: { type?: string; function?: { name?: string } } | string;
 }
 
-/** The prompt a speaking helper gets after the lead answered (answer-message.ts). */
-const HELPER_PROMPT = /^\(\w[\w-]* answered above\. You are the /;
-
 /** True for the coordinator's routing requests: they force the `route` function. */
 export function isRouteRequest(body: FakeRequest): boolean {
   return typeof body.tool_choice === 'object' && body.tool_choice.function?.name === 'route';
@@ -31,14 +28,9 @@ export function lastUserText(body: FakeRequest): string {
   return [...body.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
 }
 
-/**
- * The user's question a request answers: the last user message, or for a speaking helper (whose
- * last user message is the "… answered above. You are the …" prompt) the one before it.
- */
+/** The user's question a request answers: the last user message. */
 export function questionOf(body: FakeRequest): string {
-  const users = body.messages.filter((m) => m.role === 'user').map((m) => m.content ?? '');
-  const last = users.at(-1) ?? '';
-  return HELPER_PROMPT.test(last) ? (users.at(-2) ?? last) : last;
+  return lastUserText(body);
 }
 
 /**

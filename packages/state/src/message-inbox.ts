@@ -64,7 +64,8 @@ export class MessageInbox {
         1 / (this.settings.messageRefillMs ?? 1),
       ],
     )) as [string, string];
-    if (reply[0] === 'rate_limited') return { status: 'rate_limited', retryAfterMs: Number(reply[1]) };
+    if (reply[0] === 'rate_limited')
+      return { status: 'rate_limited', retryAfterMs: Number(reply[1]) };
     const status = reply[0] === 'duplicate' ? 'duplicate' : 'accepted';
     return { status, record: JSON.parse(reply[1]) as MessageRecord };
   }

@@ -76,7 +76,11 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
 /** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
 async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
   const { sessionId } = ws.getUserData();
-  const result = await ctx.inbox.accept(sessionId, { id: frame.id, text: frame.text, ts: Date.now() });
+  const result = await ctx.inbox.accept(sessionId, {
+    id: frame.id,
+    text: frame.text,
+    ts: Date.now(),
+  });
   if (result.status === 'rate_limited') {
     ctx.stats.error('rate_limited');
     // Not stored, not acked: this error is the message's one ending; the client may resend later.

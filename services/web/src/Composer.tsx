@@ -72,7 +72,7 @@ export function Composer({
         name="message"
         aria-label="Message"
         aria-describedby="composer-hint"
-        placeholder="Ask about a computer-science topic…"
+        placeholder="Ask about computer science…"
         rows={2}
         value={text}
         onChange={(event) => update(event.target.value)}

@@ -227,8 +227,8 @@ function promptFor(
     prompt.push(
       { role: 'assistant', content: reply.text },
       {
-        role: 'user',
-        content: `(${reply.lead} answered above. You are the ${agent.name}: ${agent.role} Add only what is missing, briefly.)`,
+        role: 'system',
+        content: `${reply.lead} answered above. You are the ${agent.name}: ${agent.role} Add only what is missing, briefly.`,
       },
     );
   }

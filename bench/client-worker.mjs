@@ -373,9 +373,10 @@ function stormOpen(s, url) {
   });
 }
 
-function sendChat(s, id) {
-  if (s.ws?.readyState === WebSocket.OPEN)
-    s.ws.send(JSON.stringify({ type: 'chat', id, text: 'storm' }));
+function sendChat(s, id, via) {
+  const open = s.ws?.readyState === WebSocket.OPEN;
+  storm.chats.get(id).sends.push({ at: Date.now(), via, open });
+  if (open) s.ws.send(JSON.stringify({ type: 'chat', id, text: 'storm' }));
 }
 
 async function reconnect(s) {
@@ -388,7 +389,7 @@ async function reconnect(s) {
       s.backAt = Date.now();
       s.reconnects++;
       // A chat whose ack never came is sent again: chat is idempotent on (session, id).
-      for (const id of s.chatIds) if (!storm.chats.get(id).acked) sendChat(s, id);
+      for (const id of s.chatIds) if (!storm.chats.get(id).acked) sendChat(s, id, 'resend');
       return;
     } catch (error) {
       storm.retries++;
@@ -446,9 +447,9 @@ async function stormChat({ activeCount, rate, startAt, durationMs, idPrefix }) {
       while (k < total && t0 + (k * 1000) / rate <= performance.now()) {
         const s = active[k % active.length];
         const id = `${idPrefix}${k++}`;
-        storm.chats.set(id, { acked: false, ends: 0, errors: 0 });
+        storm.chats.set(id, { acked: false, ends: 0, errors: 0, sends: [] });
         s.chatIds.push(id);
-        sendChat(s, id);
+        sendChat(s, id, 'first');
       }
       if (k >= total) resolve();
       else setTimeout(tick, 1);
@@ -513,6 +514,8 @@ async function stormVerify({ redisUrl, prefix }) {
     duplicateReplies: 0,
     errorReplies: 0,
     lostTypes: {},
+    // What happened around each lost event (times in ms from the session's reconnect).
+    lostSamples: [],
   };
   try {
     for (let i = 0; i < storm.sessions.length; i += 200) {
@@ -531,6 +534,22 @@ async function stormVerify({ redisUrl, prefix }) {
             const body = fields[fields.indexOf('e') + 1] ?? '';
             const type = /"type":"([^"]+)"/.exec(body)?.[1] ?? 'unknown';
             bump(result.lostTypes, type);
+            if (result.lostSamples.length < 10) {
+              const chatId = /"id":"([^"]+)"/.exec(body)?.[1];
+              const rel = (t) => (t && s.backAt ? t - s.backAt : null);
+              result.lostSamples.push({
+                eventId: id,
+                type,
+                appendedMsFromReconnect: rel(Number(id.split('-')[0])),
+                closedMsFromReconnect: rel(s.closedAt),
+                lastEventIdAtEnd: s.lastEventId,
+                chat: chatId,
+                sends: (storm.chats.get(chatId)?.sends ?? []).map((send) => ({
+                  ...send,
+                  at: rel(send.at),
+                })),
+              });
+            }
           }
         }
         for (const id of s.seen) if (!ids.has(id)) result.unknown++;

@@ -379,6 +379,7 @@ export async function s4ReconnectStorm(options) {
         outOfOrder: v('outOfOrder'),
         resets: v('resets'),
         lostTypes: addCounts(verified.map((r) => r.lostTypes)),
+        lostSamples: verified.flatMap((r) => r.lostSamples).slice(0, 10),
       },
     };
   } finally {

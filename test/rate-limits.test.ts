@@ -68,3 +68,76 @@ describe('chat rate limit', () => {
     expect(metrics).toMatch(/chorus_ws_errors_total\{reason="rate_limited"[^}]*\} 1\b/);
   });
 });
+
+/** Per-address connection limits, behind a trusted proxy that names the client address. */
+describe('connection limits per address', () => {
+  let cluster: TestCluster;
+  const browsers: TestBrowser[] = [];
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start({
+      gateways: 2,
+      workers: 0,
+      gatewayEnv: {
+        TRUST_PROXY: 'true',
+        CONNECTIONS_PER_IP: '3',
+        CONNECT_BURST_PER_IP: '5',
+        CONNECT_RATE_PER_IP_PER_MINUTE: '60',
+      },
+    });
+    // Replicas learn each other's instances on their 5 s heartbeat; count in the steady state.
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+  });
+  afterAll(async () => {
+    for (const browser of browsers) browser.terminate();
+    await cluster?.stop();
+  });
+
+  const connect = async (gateway: number, address: string) => {
+    const browser = await TestBrowser.connect(cluster.gateway(gateway).wsUrl, {
+      headers: { 'X-Forwarded-For': `${address}, 10.0.0.1` },
+    });
+    browsers.push(browser);
+    const first = await Promise.race([
+      browser.next('welcome').then(() => 'welcome' as const),
+      browser.closed.then((closed) => closed),
+    ]);
+    return { browser, first };
+  };
+
+  it('holds an address to CONNECTIONS_PER_IP open sockets across replicas', async () => {
+    const address = '198.51.100.7';
+    const open = [await connect(0, address), await connect(0, address), await connect(1, address)];
+    for (const { first } of open) expect(first).toBe('welcome');
+    const refused = await connect(1, address);
+    expect(refused.first).toEqual({ code: 4429, reason: 'too many connections from this address' });
+    // Another address is not affected.
+    expect((await connect(1, '198.51.100.8')).first).toBe('welcome');
+    // Closing one makes room again.
+    open[0]?.browser.close();
+    await open[0]?.browser.closed;
+    await expect
+      .poll(async () => (await connect(0, address)).first, { timeout: 5_000, interval: 300 })
+      .toBe('welcome');
+  });
+
+  it('refuses an address that connects faster than its allowance, then lets it back', async () => {
+    const address = '198.51.100.9';
+    for (let i = 0; i < 5; i++) {
+      const { browser, first } = await connect(i % 2, address);
+      expect(first).toBe('welcome');
+      browser.close();
+      await browser.closed;
+    }
+    const refused = await connect(0, address);
+    expect(refused.first).toMatchObject({
+      code: 4429,
+      reason: expect.stringMatching(/connecting too often; retry in \d+ s/),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect((await connect(1, address)).first).toBe('welcome');
+
+    const metrics = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
+    expect(metrics).toMatch(/chorus_ws_errors_total\{reason="connect_rate_limited"[^}]*\} 1\b/);
+  });
+});

@@ -8,6 +8,8 @@ export interface ConnectOptions {
   token?: string;
   lastEventId?: string;
   origin?: string;
+  /** More request headers (e.g. X-Forwarded-For behind a trusted proxy). */
+  headers?: Record<string, string>;
 }
 
 export interface Reply {
@@ -53,7 +55,7 @@ export class TestBrowser {
   static connect(base: string, options: ConnectOptions = {}): Promise<TestBrowser> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(TestBrowser.url(base, options), {
-        headers: { Origin: options.origin ?? 'http://localhost:8080' },
+        headers: { Origin: options.origin ?? 'http://localhost:8080', ...options.headers },
       });
       const browser = new TestBrowser(socket);
       socket.once('open', () => resolve(browser));

@@ -38,6 +38,12 @@ export const int = (min: number, max: number, fallback: number) =>
     .max(max, { error: `must be at most ${max}` })
     .default(fallback);
 
+export const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .transform((value) => value === 'true' || value === '1')
+    .default(fallback);
+
 export const redisUrl = z
   .string()
   .regex(/^rediss?:\/\/\S+$/, {

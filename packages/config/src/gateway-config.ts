@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  bool,
   ConfigError,
   instanceId,
   int,
@@ -44,6 +45,10 @@ const gatewayShape = {
   MAX_FRAME_BYTES: int(1024, 67_108_864, 1_048_576),
   DRAIN_TIMEOUT_MS: int(0, 600_000, 10_000),
   SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
+  CONNECTIONS_PER_IP: int(0, 1_000_000, 1_000),
+  CONNECT_BURST_PER_IP: int(0, 1_000_000, 200),
+  CONNECT_RATE_PER_IP_PER_MINUTE: int(1, 6_000_000, 600),
+  TRUST_PROXY: bool(false),
   CHAT_BURST: int(0, 10_000, 10),
   CHAT_RATE_PER_MINUTE: int(1, 600_000, 30),
   EVENTS_MAXLEN: int(10, 1_000_000, 2_000),

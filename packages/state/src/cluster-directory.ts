@@ -58,6 +58,11 @@ export class ClusterDirectory {
     await this.redis.zrem(this.memberKeys(role, '')[0], id);
   }
 
+  /** Live members with their figures. */
+  async live(role: 'gateway' | 'worker', now = Date.now()): Promise<MemberView[]> {
+    return this.figuresOf(role, await this.liveIds(role, now));
+  }
+
   async view(now = Date.now()): Promise<ClusterView> {
     // Expired gateways stay listed until reaped (see expiredIds); workers have nothing to reap.
     await Promise.all([

@@ -24,3 +24,4 @@ export {
 } from './cluster-directory.js';
 export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-store.js';
 export { createChatQueue, enqueueChat, chatJobId, type ChatJobData } from './chat-queue.js';
+export { ClientLimits, type Admission, type ClientLimitSettings } from './client-limits.js';

@@ -71,6 +71,11 @@ export class KeySchema {
   gatewaySessions(gatewayId: string): string {
     return `${this.prefix}:gateway:${gatewayId}:sessions`;
   }
+  /** A client address's connect-rate bucket and its open connections, per gateway instance. */
+  client(address: string): { connectBucket: string; openConnections: string } {
+    const tag = `${this.prefix}:{ip:${address}}`;
+    return { connectBucket: `${tag}:connect`, openConnections: `${tag}:open` };
+  }
   /** zset: sessionId -> lease expiry (ms); a count, not a lock */
   get processing(): string {
     return `${this.prefix}:processing`;

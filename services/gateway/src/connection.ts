@@ -17,6 +17,8 @@ export interface Connection {
   joining: boolean;
   lastEventId?: string;
   ip: string;
+  /** Counted against its address's open-connection limit (released on close). */
+  admitted: boolean;
   openedAt: number;
   lastSeen: number;
   closed: boolean;

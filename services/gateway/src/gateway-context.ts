@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from '@chorus/observability';
 import type {
   ChatJobData,
+  ClientLimits,
   ClusterDirectory,
   GraphStore,
   KeySchema,
@@ -24,6 +25,10 @@ export interface GatewaySettings {
   maxFrameBytes: number;
   maxSocketsPerSession: number;
   allowedOrigins: string[];
+  /** Take the client address from X-Forwarded-For (behind a trusted load balancer). */
+  trustProxy: boolean;
+  /** This process among the gateways: `<gatewayId>#<start ms>`. */
+  instance: string;
 }
 
 /** What the socket and HTTP handlers use; built once in gateway.ts. */
@@ -37,6 +42,9 @@ export interface GatewayContext {
   inbox: MessageInbox;
   events: SessionEvents;
   cluster: ClusterDirectory;
+  clientLimits: ClientLimits;
+  /** Live gateway instances, refreshed by the heartbeat loop. */
+  liveInstances: string[];
   graph: GraphStore;
   queue: Queue<ChatJobData>;
   fanout: SessionFanout;

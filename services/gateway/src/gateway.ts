@@ -3,6 +3,7 @@ import type { GatewayConfig } from '@chorus/config';
 import { createRegistry, GatewayMetrics, type Logger } from '@chorus/observability';
 import { CloseCode } from '@chorus/protocol';
 import {
+  ClientLimits,
   ClusterDirectory,
   createChatQueue,
   redisConnector,
@@ -69,6 +70,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       maxFrameBytes: config.MAX_FRAME_BYTES,
       maxSocketsPerSession: config.MAX_SOCKETS_PER_SESSION,
       allowedOrigins: config.ALLOWED_ORIGINS,
+      trustProxy: config.TRUST_PROXY,
+      instance: `${config.GATEWAY_ID}#${startedAt}`,
     },
     log,
     redis,
@@ -84,6 +87,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     }),
     events: new SessionEvents(redis, keys, config.EVENTS_MAXLEN),
     cluster: new ClusterDirectory(redis, keys),
+    clientLimits: new ClientLimits(redis, keys, {
+      connectBurst: config.CONNECT_BURST_PER_IP,
+      connectRefillMs: 60_000 / config.CONNECT_RATE_PER_IP_PER_MINUTE,
+      maxOpenPerAddress: config.CONNECTIONS_PER_IP,
+    }),
+    liveInstances: [],
     graph: new GraphStore(redis, keys),
     queue: createChatQueue(queueConnection, keys),
     fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log),
@@ -123,10 +132,14 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         total_connections: stats.totalConnections,
         total_messages: stats.totalMessages,
         total_errors: stats.totalErrors,
+        started_at: startedAt,
       },
       HEARTBEAT_TTL_MS,
     );
     // A gateway that died without leaving: drop its sockets from the map, then forget it.
+    ctx.liveInstances = (await ctx.cluster.live('gateway')).map(
+      (member) => `${member.id}#${member.figures.started_at ?? 0}`,
+    );
     for (const dead of await ctx.cluster.expiredIds('gateway')) {
       const removed = await ctx.directory.reapGateway(dead);
       await ctx.cluster.forget('gateway', dead);

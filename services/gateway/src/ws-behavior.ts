@@ -39,7 +39,9 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
         res.writeStatus('403 Forbidden').end('origin not allowed');
         return;
       }
-      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const forwarded = req.getHeader('x-forwarded-for').split(',')[0]?.trim() ?? '';
+      const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const ip = settings.trustProxy && forwarded ? forwarded.slice(0, 64) : peer;
       const now = Date.now();
       const requested = query.get('session');
       const conn: Connection = {
@@ -48,6 +50,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
         token: '',
         joining: requested !== null,
         ip,
+        admitted: false,
         openedAt: now,
         lastSeen: now,
         closed: false,
@@ -131,6 +134,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       conn.closed = true;
       for (const resolve of conn.drainWaiters.splice(0)) resolve();
       if (!wasOpen) return;
+      if (conn.admitted) releaseAdmission(conn, ctx);
       ctx.sockets.delete(ws);
       ctx.stats.connectionClosed(conn.sessionId, code);
       const lastHere = ctx.fanout.leave(ws, conn);
@@ -151,6 +155,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
 /** Subscribe, register the socket, enforce the per-session cap, welcome, then replay or go live. */
 async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
   const conn = ws.getUserData();
+  if (!(await admit(ws, ctx))) return;
   const [, existed, sockets] = await Promise.all([
     ctx.fanout.join(ws),
     ctx.directory.ensure(conn.sessionId),
@@ -194,4 +199,34 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
       message: 'lastEventId must be an eventId received from the server',
     });
   }
+}
+
+/** The per-address limits; a refused socket is closed with 4429 and never registered. */
+async function admit(ws: Socket, ctx: GatewayContext): Promise<boolean> {
+  const conn = ws.getUserData();
+  const admission = await ctx.clientLimits.admit(conn.ip, ctx.settings.instance, ctx.liveInstances);
+  if (!admission.ok) {
+    ctx.stats.error(admission.reason === 'rate' ? 'connect_rate_limited' : 'too_many_connections');
+    const reason =
+      admission.reason === 'rate'
+        ? `connecting too often; retry in ${Math.ceil(admission.retryAfterMs / 1000)} s`
+        : 'too many connections from this address';
+    if (!conn.closed) ws.end(CloseCode.tooMany, reason);
+    return false;
+  }
+  conn.admitted = true;
+  // Closed while being admitted: the close handler saw nothing to release.
+  if (conn.closed) releaseAdmission(conn, ctx);
+  return !conn.closed;
+}
+
+function releaseAdmission(conn: Connection, ctx: GatewayContext): void {
+  conn.admitted = false;
+  ctx.clientLimits.closed(conn.ip, ctx.settings.instance).catch((error: unknown) => {
+    ctx.stats.error('redis_unavailable');
+    ctx.log.warn(
+      { err: error, connectionId: conn.connectionId },
+      'connection count release failed',
+    );
+  });
 }

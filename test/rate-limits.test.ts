@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBrowser, type Frame } from './support/test-browser.js';
+import { FakeOpenAI } from './support/fake-openai.js';
 import { TestCluster } from './support/test-cluster.js';
 
 /** The per-session chat allowance: a token bucket in Redis that every replica shares. */
@@ -139,5 +140,63 @@ describe('connection limits per address', () => {
 
     const metrics = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
     expect(metrics).toMatch(/chorus_ws_errors_total\{reason="connect_rate_limited"[^}]*\} 1\b/);
+  });
+});
+
+/** Model tokens per session per hour: a spent session gets `rate_limited`, others go on. */
+describe('model token budget', () => {
+  let cluster: TestCluster;
+  let fake: FakeOpenAI;
+  const browsers: TestBrowser[] = [];
+
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    cluster = await TestCluster.start({
+      gateways: 1,
+      workers: 1,
+      workerEnv: {
+        OPENAI_API_KEY: 'test-key',
+        OPENAI_BASE_URL: fake.baseURL,
+        OPENAI_MODEL: 'fake-model',
+        MODEL_TOKENS_PER_SESSION_PER_HOUR: '20',
+      },
+    });
+  });
+  afterAll(async () => {
+    for (const browser of browsers) browser.terminate();
+    await cluster?.stop();
+    await fake?.stop();
+  });
+
+  const open = async () => {
+    const result = await TestBrowser.open(cluster.gateway(0).wsUrl);
+    browsers.push(result.browser);
+    return result.browser;
+  };
+
+  it('answers until the session spent its hourly tokens, then refuses with rate_limited', async () => {
+    const spender = await open();
+    spender.chat('b1', 'What is a queue?');
+    const first = await spender.reply('b1');
+    expect(first.end.usage).toMatchObject({ inputTokens: 20 });
+
+    const requestsBefore = fake.requests.length;
+    spender.chat('b2', 'And a stack?');
+    const refused = await spender.waitFor((f) => f.type === 'error' && f.replyTo === 'b2');
+    expect(refused).toMatchObject({ code: 'rate_limited', eventId: expect.any(String) });
+    expect(String(refused.message)).toMatch(/tokens for this hour/);
+    await spender.waitFor(
+      (f) => f.type === 'status' && f.state === 'idle' && f.eventId! > refused.eventId!,
+    );
+    expect(fake.requests.length).toBe(requestsBefore); // no model call was made for it
+
+    const other = await open();
+    other.chat('c1', 'What is a tree?');
+    await expect(other.reply('c1')).resolves.toMatchObject({ end: { type: 'reply.end' } });
+
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${cluster.workers[0]?.metricsPort}/metrics`)
+    ).text();
+    expect(metrics).toMatch(/chorus_jobs_total\{outcome="rate_limited"[^}]*\} 1\b/);
   });
 });

@@ -24,6 +24,7 @@ const workerShape = {
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
   LOG_LEVEL: logLevel,
   KEY_PREFIX: keyPrefix,
+  MODEL_TOKENS_PER_SESSION_PER_HOUR: int(0, 1_000_000_000, 200_000),
   LLM_TIMEOUT_MS: int(100, 600_000, 60_000),
   LLM_MAX_RETRIES: int(0, 10, 2),
   LEASE_TTL_MS: int(1_000, 600_000, 10_000),

@@ -1,7 +1,13 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type JobOutcome =
-  'completed' | 'failed' | 'llm_unavailable' | 'cancelled' | 'lease_lost' | 'skipped';
+  | 'completed'
+  | 'failed'
+  | 'llm_unavailable'
+  | 'rate_limited'
+  | 'cancelled'
+  | 'lease_lost'
+  | 'skipped';
 export type LlmOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
 
 /** What a worker counts, as methods; labels never carry session ids. */

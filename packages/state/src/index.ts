@@ -25,3 +25,4 @@ export {
 export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-store.js';
 export { createChatQueue, enqueueChat, chatJobId, type ChatJobData } from './chat-queue.js';
 export { ClientLimits, type Admission, type ClientLimitSettings } from './client-limits.js';
+export { TokenBudget } from './token-budget.js';

@@ -26,6 +26,8 @@ export interface SessionKeys {
   cancels: string;
   /** hash: the session's message token bucket (tokens, ts) */
   rateLimit: string;
+  /** counter: model tokens spent in one clock hour (hours since the epoch) */
+  tokensInHour: (hour: number) => string;
 }
 
 export class KeySchema {
@@ -45,6 +47,7 @@ export class KeySchema {
       history: `${tag}:history`,
       cancels: `${tag}:cancels`,
       rateLimit: `${tag}:ratelimit`,
+      tokensInHour: (hour) => `${tag}:tokens:${hour}`,
     };
   }
 

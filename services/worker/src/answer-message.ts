@@ -29,7 +29,7 @@ export interface Assignment {
   signal: AbortSignal;
 }
 
-export type AnswerOutcome = 'completed' | 'cancelled' | 'llm_unavailable' | 'failed';
+export type AnswerOutcome = 'completed' | 'cancelled' | 'llm_unavailable' | 'rate_limited' | 'failed';
 
 /** What the team has said so far: one reply, several voices. */
 interface Reply {
@@ -76,6 +76,7 @@ export async function answerMessage(
   let outcome: AnswerOutcome;
   try {
     await emit({ type: 'status', state: 'processing', replyTo: messageId });
+    if (!ctx.model.offline && (await ctx.budget.exhausted(sessionId))) throw new BudgetSpent();
     const history = fitHistory(await ctx.inbox.history(sessionId), ctx.settings.historyTokenBudget);
     const route = await routeMessage(ctx, record.text, signal, log, observer, reply);
     const helpers = route.support.map((a) => a.name).join(', ');
@@ -137,11 +138,17 @@ export async function answerMessage(
       void log.write(coordinator, 'error', 'failure', failure.message);
       await log.close(coordinator).catch(() => undefined);
       final = { type: 'error', code: failure.code, message: failure.message, replyTo: messageId };
-      outcome = failure.code === 'llm_unavailable' ? 'llm_unavailable' : 'failed';
+      outcome =
+        failure.code === 'llm_unavailable' || failure.code === 'rate_limited' ? failure.code : 'failed';
     }
   } finally {
     cancel.release();
     abandon.release();
+  }
+  if (!ctx.model.offline) {
+    await ctx.budget.spend(sessionId, reply.inputTokens + reply.outputTokens).catch((error: unknown) => {
+      ctx.log.warn({ err: error, sessionId }, 'could not record the tokens spent');
+    });
   }
   const finished = await ctx.inbox.finish(sessionId, fence, messageId, final, turns);
   if (!finished) throw new LeaseLostError('fenced out at finish');
@@ -280,6 +287,7 @@ const describe = (error: unknown) =>
 
 /** What the client is told; never a stack trace or internal detail. */
 function classify(error: unknown, timedOut: boolean): { code: ErrorCode; message: string } {
+  if (error instanceof BudgetSpent) return { code: 'rate_limited', message: error.message };
   if (timedOut) return { code: 'llm_unavailable', message: 'the model did not answer in time' };
   if (error instanceof ModelUnavailableError) {
     return {
@@ -288,4 +296,12 @@ function classify(error: unknown, timedOut: boolean): { code: ErrorCode; message
     };
   }
   return { code: 'internal', message: 'something went wrong while answering; please try again' };
+}
+
+/** The session spent its model tokens for this hour (MODEL_TOKENS_PER_SESSION_PER_HOUR). */
+class BudgetSpent extends Error {
+  override readonly name = 'BudgetSpent';
+  constructor() {
+    super('this session has used its model tokens for this hour; please try again later');
+  }
 }

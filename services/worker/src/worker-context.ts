@@ -1,5 +1,11 @@
 import type { Logger, WorkerMetrics } from '@chorus/observability';
-import type { MessageInbox, SessionDirectory, SessionEvents, SessionLease } from '@chorus/state';
+import type {
+  MessageInbox,
+  SessionDirectory,
+  SessionEvents,
+  SessionLease,
+  TokenBudget,
+} from '@chorus/state';
 import type { GraphTools } from './knowledge/graph-tools.js';
 import type { KnowledgeBase } from './knowledge/knowledge-base.js';
 import type { TeamSpec } from './team/team-config.js';
@@ -25,6 +31,7 @@ export interface WorkerContext {
   events: SessionEvents;
   inbox: MessageInbox;
   lease: SessionLease;
+  budget: TokenBudget;
   directory: SessionDirectory;
   cancels: CancelListener;
   knowledge: KnowledgeBase;

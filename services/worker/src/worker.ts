@@ -12,6 +12,7 @@ import {
   MessageInbox,
   SessionEvents,
   SessionLease,
+  TokenBudget,
   SessionDirectory,
   type ChatJobData,
 } from '@chorus/state';
@@ -92,6 +93,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       historyMaxEntries: config.HISTORY_MAX_MESSAGES,
     }),
     lease: new SessionLease(redis, keys, config.LEASE_TTL_MS),
+    budget: new TokenBudget(redis, keys, config.MODEL_TOKENS_PER_SESSION_PER_HOUR),
     directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
     cancels,
     knowledge,

@@ -8,10 +8,11 @@
 // --quick is a seconds-long smoke (tiny rates and durations), not a measurement.
 // --profile writes --cpu-prof profiles of S2's gateways and worker into dir.
 // --rates overrides S2's rates; --worker-concurrency sets WORKER_CONCURRENCY (default: the product's).
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { measureFloor } from './floor.mjs';
-import { killAll, loadAverage, log, machine, round } from './lib.mjs';
+import { killAll, loadAverage, log, machine, ROOT, round } from './lib.mjs';
 import { floorTable, scenarioTables, targetsTable } from './report.mjs';
 import {
   s1IdleSockets,
@@ -106,7 +107,7 @@ function settings(quick, openFilesLimit) {
   return {
     S1: { sockets: Math.min(20_000, fdRoom), clientProcesses: 4, concurrency: 100 },
     S2: {
-      rates: [1000, 2000, 3000],
+      rates: [100, 200, 1000, 3000],
       sessions: 200,
       deltas: 10,
       clientProcesses: 1,
@@ -140,6 +141,13 @@ function settings(quick, openFilesLimit) {
   };
 }
 
+/** The commit measured, and whether the work tree had changes on top of it. */
+function revision() {
+  const git = (...args) => spawnSync('git', args, { cwd: ROOT }).stdout?.toString().trim() ?? '';
+  const commit = git('rev-parse', '--short', 'HEAD');
+  return commit ? { commit, dirty: git('status', '--porcelain').length > 0 } : null;
+}
+
 const RUNNERS = {
   S1: s1IdleSockets,
   S2: s2ChatRoundTrip,
@@ -167,6 +175,7 @@ async function main() {
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     quick: args.quick,
     machine: host,
+    revision: revision(),
     settings: Object.fromEntries(args.scenarios.map((s) => [s, config[s]])),
     floor: null,
     scenarios: {},

@@ -131,23 +131,27 @@ async function chatLoad(cluster, clients, options) {
     () => (cpuAfter = cpuSnapshot(services)),
     startAt + warmupMs + durationMs - Date.now(),
   );
+  // A client process whose sessions all failed to connect sends nothing; the rest share the rate.
   const runs = clients.map((c, i) =>
-    c.call(
-      'loadRun',
-      {
-        rate: rate * (share(sessions, clients.length, i) / sessions),
-        startAt,
-        warmupMs,
-        durationMs,
-        drainMs,
-        text: 'benchmark message',
-        idPrefix: `${idPrefix}c${i}x`,
-      },
-      warmupMs + durationMs + drainMs + 60_000,
-    ),
+    ready[i].sessions === 0
+      ? Promise.resolve(null)
+      : c.call(
+          'loadRun',
+          {
+            rate: rate * (ready[i].sessions / connected),
+            startAt,
+            warmupMs,
+            durationMs,
+            drainMs,
+            text: 'benchmark message',
+            idPrefix: `${idPrefix}c${i}x`,
+          },
+          warmupMs + durationMs + drainMs + 60_000,
+        ),
   );
   const probes = options.during?.(startAt) ?? Promise.resolve(null);
-  const [results, probed] = await Promise.all([Promise.all(runs), probes]);
+  const [all, probed] = await Promise.all([Promise.all(runs), probes]);
+  const results = all.filter(Boolean);
   clearTimeout(windowStart);
   clearTimeout(windowEnd);
   const cpu = cpuBefore && cpuAfter ? cpuDelta(cpuBefore, cpuAfter) : {};
@@ -158,6 +162,7 @@ async function chatLoad(cluster, clients, options) {
   return {
     result: {
       sessions: connected,
+      sessionsOffered: sessions,
       socketsPerSession,
       connectFailures: addCounts(ready.map((r) => r.failures)),
       offeredPerSec: rate,

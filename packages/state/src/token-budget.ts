@@ -20,7 +20,11 @@ export class TokenBudget {
   async spend(sessionId: string, tokens: number, now = Date.now()): Promise<void> {
     if (this.perHour === 0 || tokens <= 0) return;
     const key = this.key(sessionId, now);
-    await this.redis.multi().incrby(key, tokens).pexpire(key, 2 * HOUR_MS).exec();
+    await this.redis
+      .multi()
+      .incrby(key, tokens)
+      .pexpire(key, 2 * HOUR_MS)
+      .exec();
   }
 
   private key(sessionId: string, now: number): string {

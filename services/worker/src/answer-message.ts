@@ -29,7 +29,8 @@ export interface Assignment {
   signal: AbortSignal;
 }
 
-export type AnswerOutcome = 'completed' | 'cancelled' | 'llm_unavailable' | 'rate_limited' | 'failed';
+export type AnswerOutcome =
+  'completed' | 'cancelled' | 'llm_unavailable' | 'rate_limited' | 'failed';
 
 /** What the team has said so far: one reply, several voices. */
 interface Reply {
@@ -139,16 +140,20 @@ export async function answerMessage(
       await log.close(coordinator).catch(() => undefined);
       final = { type: 'error', code: failure.code, message: failure.message, replyTo: messageId };
       outcome =
-        failure.code === 'llm_unavailable' || failure.code === 'rate_limited' ? failure.code : 'failed';
+        failure.code === 'llm_unavailable' || failure.code === 'rate_limited'
+          ? failure.code
+          : 'failed';
     }
   } finally {
     cancel.release();
     abandon.release();
   }
   if (!ctx.model.offline) {
-    await ctx.budget.spend(sessionId, reply.inputTokens + reply.outputTokens).catch((error: unknown) => {
-      ctx.log.warn({ err: error, sessionId }, 'could not record the tokens spent');
-    });
+    await ctx.budget
+      .spend(sessionId, reply.inputTokens + reply.outputTokens)
+      .catch((error: unknown) => {
+        ctx.log.warn({ err: error, sessionId }, 'could not record the tokens spent');
+      });
   }
   const finished = await ctx.inbox.finish(sessionId, fence, messageId, final, turns);
   if (!finished) throw new LeaseLostError('fenced out at finish');

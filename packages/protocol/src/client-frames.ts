@@ -2,6 +2,15 @@ import { z } from 'zod';
 
 /** Redis stream ids: `<ms>-<seq>`. They order session events. */
 export const EVENT_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
+const MAX_STREAM_ID_PART = 18_446_744_073_709_551_615n; // Redis stream ids are two 64-bit numbers
+
+/** A well-formed eventId that Redis would accept as a stream id. */
+export function isEventId(value: string): boolean {
+  if (!EVENT_ID_PATTERN.test(value)) return false;
+  const [ms = '', seq = ''] = value.split('-');
+  // The last possible id has nothing after it: replay asks Redis for ids after this one.
+  return BigInt(ms) < MAX_STREAM_ID_PART && BigInt(seq) <= MAX_STREAM_ID_PART;
+}
 export const CHAT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 const chatId = z
@@ -9,7 +18,7 @@ const chatId = z
   .regex(CHAT_ID_PATTERN, { error: 'must be 1-64 characters of [A-Za-z0-9_-]' });
 const eventId = z
   .string({ error: 'must be a string' })
-  .regex(EVENT_ID_PATTERN, { error: 'must be an eventId received from the server' });
+  .refine(isEventId, { error: 'must be an eventId received from the server' });
 
 export const PingFrame = z.object({ type: z.literal('ping') });
 export const ChatFrame = z.object({

@@ -20,12 +20,21 @@ export function utf8ByteLength(text: string): number {
     const code = text.charCodeAt(i);
     if (code < 0x80) bytes += 1;
     else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
       bytes += 4;
       i++;
-    } else bytes += 3;
+    } else bytes += 3; // includes a lone surrogate, which UTF-8 encoders replace with U+FFFD
   }
   return bytes;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
+/** Never more than `limit` code points of a client's input in a message back to it. */
+function clip(text: string, limit: number): string {
+  return Array.from(text).slice(0, limit).join('');
 }
 
 function isKnownType(type: unknown): type is ClientFrameType {
@@ -59,7 +68,7 @@ export function parseClientFrame(
   }
   const type = (value as { type?: unknown }).type;
   if (!isKnownType(type)) {
-    const shown = typeof type === 'string' ? `'${type.slice(0, 32)}'` : 'missing';
+    const shown = typeof type === 'string' ? `'${clip(type, 32)}'` : 'missing';
     return {
       ok: false,
       code: 'bad_request',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CloseCode, EVENT_ID_PATTERN, PROTOCOL_VERSION } from '@chorus/protocol';
+import { CloseCode, isEventId, PROTOCOL_VERSION } from '@chorus/protocol';
 import { encodeControl } from '@chorus/state';
 import type { Connection, Socket } from './connection.js';
 import { handleFrame } from './frame-handler.js';
@@ -83,6 +83,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       }
       ctx.sockets.add(ws);
       ctx.stats.connectionOpened(conn.sessionId);
+      // Frames wait for the welcome; when it fails, the socket is closed and they are dropped.
       conn.chain = welcome(ws, ctx).catch((error: unknown) => {
         ctx.stats.error('connect_failed');
         ctx.log.warn(
@@ -90,23 +91,12 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
           'connect failed',
         );
         if (!conn.closed) ws.end(TRY_AGAIN_LATER, 'service temporarily unavailable');
-        throw error;
       });
     },
 
     message: (ws, message, isBinary) => {
       const conn = ws.getUserData();
       conn.lastSeen = Date.now();
-      if (isBinary) {
-        ctx.stats.frameReceived('invalid');
-        ctx.stats.error('bad_request');
-        sendFrame(ws, ctx.stats, {
-          type: 'error',
-          code: 'bad_request',
-          message: 'binary frames are not supported; send JSON text',
-        });
-        return;
-      }
       const byteLength = message.byteLength;
       if (byteLength > settings.maxMessageBytes * 4) {
         ctx.stats.frameReceived('invalid');
@@ -115,11 +105,18 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
         return;
       }
       // The ArrayBuffer is only valid during this call: decode it now.
-      const text = Buffer.from(message).toString('utf8');
-      conn.chain = conn.chain.then(
-        () => handleFrame(ws, ctx, text, byteLength),
-        () => undefined,
-      );
+      const text = isBinary ? null : Buffer.from(message).toString('utf8');
+      conn.chain = conn.chain.then(() => {
+        if (conn.closed) return;
+        if (text !== null) return handleFrame(ws, ctx, text, byteLength);
+        ctx.stats.frameReceived('invalid');
+        ctx.stats.error('bad_request');
+        sendFrame(ws, ctx.stats, {
+          type: 'error',
+          code: 'bad_request',
+          message: 'binary frames are not supported; send JSON text',
+        });
+      });
     },
 
     drain: (ws) => {
@@ -188,7 +185,7 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
   });
   if (conn.lastEventId === undefined) {
     ctx.fanout.goLive(ws);
-  } else if (EVENT_ID_PATTERN.test(conn.lastEventId)) {
+  } else if (isEventId(conn.lastEventId)) {
     await replay(ws, ctx, conn.lastEventId);
   } else {
     ctx.fanout.goLive(ws);

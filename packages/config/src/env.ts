@@ -5,6 +5,11 @@ import { z } from 'zod';
 /** A configuration problem; the message names every offending variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+
+  /** A rule between variables, broken: the message names the variable to change. */
+  static about(variable: string, problem: string): ConfigError {
+    return new ConfigError(`invalid configuration:\n  ${variable}: ${problem}`);
+  }
 }
 
 export type Env = Record<string, string | undefined>;
@@ -43,6 +48,12 @@ export const bool = (fallback: boolean) =>
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .transform((value) => value === 'true' || value === '1')
     .default(fallback);
+
+/** Settings gateways and workers must agree on. */
+export const sessionRetention = {
+  SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
+  EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
+};
 
 export const redisUrl = z
   .string()

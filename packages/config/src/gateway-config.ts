@@ -8,6 +8,7 @@ import {
   logLevel,
   parseEnv,
   redisUrl,
+  sessionRetention,
   type Env,
 } from './env.js';
 
@@ -44,14 +45,13 @@ const gatewayShape = {
   MAX_MESSAGE_BYTES: int(16, 1_048_576, 16_384),
   MAX_FRAME_BYTES: int(1024, 67_108_864, 1_048_576),
   DRAIN_TIMEOUT_MS: int(0, 600_000, 10_000),
-  SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
   CONNECTIONS_PER_IP: int(0, 1_000_000, 1_000),
   CONNECT_BURST_PER_IP: int(0, 1_000_000, 200),
   CONNECT_RATE_PER_IP_PER_MINUTE: int(1, 6_000_000, 600),
   TRUST_PROXY: bool(false),
   CHAT_BURST: int(0, 10_000, 10),
   CHAT_RATE_PER_MINUTE: int(1, 600_000, 30),
-  EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
+  ...sessionRetention,
 };
 
 /** Every variable this service reads: the configuration table documents exactly these. */
@@ -64,8 +64,9 @@ export function loadGatewayConfig(env: Env = process.env) {
   // The hard cap must sit well above the protocol limit: frames up to 4x the limit get
   // `too_large`, larger ones close 1009, and only past the cap does uWS drop the socket.
   if (config.MAX_FRAME_BYTES <= config.MAX_MESSAGE_BYTES * 4) {
-    throw new ConfigError(
-      `invalid configuration:\n  MAX_FRAME_BYTES: must be more than 4 x MAX_MESSAGE_BYTES (${config.MAX_MESSAGE_BYTES * 4})`,
+    throw ConfigError.about(
+      'MAX_FRAME_BYTES',
+      `must be more than 4 x MAX_MESSAGE_BYTES (${config.MAX_MESSAGE_BYTES * 4})`,
     );
   }
   return config;

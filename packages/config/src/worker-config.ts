@@ -7,6 +7,7 @@ import {
   logLevel,
   parseEnv,
   redisUrl,
+  sessionRetention,
   type Env,
 } from './env.js';
 
@@ -39,8 +40,7 @@ const workerShape = {
   LLM_BREAKER_RESET_MS: int(100, 3_600_000, 30_000),
   HISTORY_MAX_MESSAGES: int(2, 1_000, 40),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 20_000),
-  SESSION_TTL_SECONDS: int(60, 31_536_000, 86_400),
-  EVENTS_MAXLEN: int(10, 1_000_000, 2_000),
+  ...sessionRetention,
 };
 
 /** Every variable this service reads: the configuration table documents exactly these. */
@@ -51,9 +51,7 @@ export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 export function loadWorkerConfig(env: Env = process.env) {
   const config = parseEnv(workerShape, env);
   if (config.MODEL_PROVIDER === 'openai' && !config.OPENAI_API_KEY) {
-    throw new ConfigError(
-      'invalid configuration:\n  OPENAI_API_KEY: is required when MODEL_PROVIDER is openai',
-    );
+    throw ConfigError.about('OPENAI_API_KEY', 'is required when MODEL_PROVIDER is openai');
   }
   return config;
 }

@@ -96,7 +96,8 @@ describe('connection limits per address', () => {
 
   const connect = async (gateway: number, address: string) => {
     const browser = await TestBrowser.connect(cluster.gateway(gateway).wsUrl, {
-      headers: { 'X-Forwarded-For': `${address}, 10.0.0.1` },
+      // The client may write any X-Forwarded-For; only the entry the proxy appended counts.
+      headers: { 'X-Forwarded-For': `203.0.113.50, ${address}` },
     });
     browsers.push(browser);
     const first = await Promise.race([

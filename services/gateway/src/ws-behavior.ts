@@ -39,7 +39,8 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
         res.writeStatus('403 Forbidden').end('origin not allowed');
         return;
       }
-      const forwarded = req.getHeader('x-forwarded-for').split(',')[0]?.trim() ?? '';
+      // The last entry is the one our own load balancer appended; earlier ones the client wrote.
+      const forwarded = req.getHeader('x-forwarded-for').split(',').at(-1)?.trim() ?? '';
       const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
       const ip = settings.trustProxy && forwarded ? forwarded.slice(0, 64) : peer;
       const now = Date.now();

@@ -278,6 +278,9 @@ async function loadRun({ rate, startAt, warmupMs, durationMs, drainMs, text, idP
     };
     setTimeout(tick, Math.max(0, t0 - performance.now()));
   });
+  // The window's figures (CPU, counts) close at tEnd even when every answer came before it.
+  while (performance.now() < run.tEnd + 5)
+    await sleep(Math.max(1, run.tEnd + 5 - performance.now()));
   const deadline = due(total - 1) + drainMs;
   while (run.pending.size > 0 && performance.now() < deadline) await sleep(20);
   const end = performance.now();
@@ -382,7 +385,8 @@ function sendChat(s, id, via) {
 async function reconnect(s) {
   for (let attempt = 0; !storm.releasing && Date.now() < storm.deadline; attempt++) {
     const params = new URLSearchParams({ session: s.id, token: s.token });
-    if (s.lastEventId) params.set('lastEventId', s.lastEventId);
+    // Like @chorus/client: a client that has seen no event yet asks for all of them ('0-0').
+    params.set('lastEventId', s.lastEventId || '0-0');
     try {
       const { ws } = await stormOpen(s, `${storm.failoverUrl}?${params}`);
       s.ws = ws;

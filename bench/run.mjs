@@ -6,7 +6,8 @@
 //   node bench/run.mjs [--scenario S1,S2,S3,S4,S5] [--quick] [--json out.json] [--profile dir]
 //
 // --quick is a seconds-long smoke (tiny rates and durations), not a measurement.
-// --profile writes --cpu-prof profiles of S2's gateways and worker into dir.
+// --profile writes --cpu-prof profiles of the gateways and workers into dir (bench/profile-top.mjs
+// reads them).
 // --rates overrides S2's rates; --worker-concurrency sets WORKER_CONCURRENCY (default: the product's).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -167,7 +168,7 @@ async function main() {
   }
   if (args.profile) {
     mkdirSync(args.profile, { recursive: true });
-    config.S2.profileDir = args.profile;
+    for (const name of ALL) config[name].profileDir = args.profile;
   }
   const report = {
     bench: 'chorus',

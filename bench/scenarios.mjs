@@ -36,8 +36,13 @@ async function heapUsed(gateway) {
 // ---------------------------------------------------------------------------------------------
 
 /** S1: idle sockets held on one gateway. */
-export async function s1IdleSockets({ sockets, clientProcesses, concurrency }) {
-  const cluster = await startCluster({ gateways: 1, worker: false });
+export async function s1IdleSockets(options) {
+  const { sockets, clientProcesses, concurrency } = options;
+  const cluster = await startCluster({
+    gateways: 1,
+    worker: false,
+    profileDir: options.profileDir,
+  });
   const [gateway] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's1-client');
   try {
@@ -241,6 +246,7 @@ export async function s3Streaming(options) {
     const cluster = await startCluster({
       gateways: 2,
       workerEnv: workerEnv(options.deltas, options.workerConcurrency),
+      profileDir: options.profileDir,
     });
     const clients = forkClients(options.clientProcesses, 's3-client');
     try {
@@ -274,6 +280,7 @@ export async function s4ReconnectStorm(options) {
   const cluster = await startCluster({
     gateways: 2,
     workerEnv: workerEnv(10, options.workerConcurrency),
+    profileDir: options.profileDir,
   });
   const [victim, survivor] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's4-client');
@@ -400,6 +407,7 @@ export async function s5HealthUnderLoad(options) {
   const cluster = await startCluster({
     gateways: 2,
     workerEnv: workerEnv(options.deltas, options.workerConcurrency),
+    profileDir: options.profileDir,
   });
   const clients = forkClients(options.clientProcesses, 's5-client');
   const [gateway] = cluster.gateways;

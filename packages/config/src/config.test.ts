@@ -48,7 +48,7 @@ describe('worker config', () => {
   it('runs offline without a key and validates numbers', () => {
     const config = loadWorkerConfig({});
     expect(config.OPENAI_API_KEY).toBeUndefined();
-    expect(config.WORKER_CONCURRENCY).toBe(8);
+    expect(config.WORKER_CONCURRENCY).toBe(32);
     expect(() => loadWorkerConfig({ WORKER_CONCURRENCY: '0' })).toThrow(
       /WORKER_CONCURRENCY: must be at least 1/,
     );

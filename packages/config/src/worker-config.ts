@@ -15,7 +15,7 @@ const workerShape = {
   REDIS_URL: redisUrl,
   WORKER_ID: instanceId('wk'),
   METRICS_PORT: int(0, 65535, 9100),
-  WORKER_CONCURRENCY: int(1, 1000, 8),
+  WORKER_CONCURRENCY: int(1, 1000, 32),
   MODEL_PROVIDER: z
     .enum(['auto', 'openai', 'offline', 'echo'], { error: 'must be auto, openai, offline or echo' })
     .default('auto'),

@@ -24,15 +24,29 @@ const words = (text: string) =>
     (w) => w.length >= 2 && !STOPWORDS.has(w),
   );
 
+/** A node with its words, split once when it is indexed rather than on every search. */
+interface IndexedNode {
+  node: GraphNode;
+  label: string[];
+  description: Set<string>;
+}
+
+const indexed = (node: GraphNode): IndexedNode => ({
+  node,
+  label: words(node.label),
+  description: new Set(words(node.description ?? '')),
+});
+
 /** An in-memory copy of the graph in Redis, with keyword search over labels and descriptions. */
 export class KnowledgeBase {
   private nodes = new Map<string, GraphNode>();
+  private index = new Map<string, IndexedNode>();
   private edgesOf = new Map<string, GraphEdge[]>();
 
   constructor(private readonly store: GraphStore) {}
 
   async refresh(): Promise<void> {
-    this.index(await this.store.load());
+    this.load(await this.store.load());
   }
 
   get size(): number {
@@ -62,6 +76,7 @@ export class KnowledgeBase {
 
   addNode(node: GraphNode): void {
     this.nodes.set(node.id, node);
+    this.index.set(node.id, indexed(node));
   }
 
   addEdge(edge: GraphEdge): void {
@@ -74,13 +89,11 @@ export class KnowledgeBase {
     const terms = new Set(words(query));
     if (terms.size === 0) return [];
     const hits: SearchHit[] = [];
-    for (const node of this.nodes.values()) {
-      const label = words(node.label);
-      const description = words(node.description ?? '');
+    for (const { node, label, description } of this.index.values()) {
       let score = 0;
       for (const term of terms) {
         if (label.includes(term)) score += 3;
-        if (description.includes(term)) score += 1;
+        if (description.has(term)) score += 1;
       }
       if (label.length > 0 && label.every((w) => terms.has(w))) score += 3;
       if (score > 0) hits.push({ node, score, related: [] });
@@ -92,8 +105,9 @@ export class KnowledgeBase {
     }));
   }
 
-  private index(graph: Graph): void {
+  private load(graph: Graph): void {
     this.nodes = new Map(graph.nodes.map((n) => [n.id, n]));
+    this.index = new Map(graph.nodes.map((n) => [n.id, indexed(n)]));
     this.edgesOf = new Map();
     for (const edge of graph.edges) this.addEdge(edge);
   }

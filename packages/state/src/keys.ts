@@ -52,19 +52,20 @@ export class KeySchema {
   }
 
   /** zset: gatewayId -> heartbeat expiry (ms) */
+  // Membership keys share the `{cluster}` hash tag, so that a heartbeat is one MULTI on one slot.
   get gateways(): string {
-    return `${this.prefix}:gateways`;
+    return `${this.prefix}:{cluster}:gateways`;
   }
   /** hash: a gateway's own figures, expiring with its heartbeat */
   gatewayStats(gatewayId: string): string {
-    return `${this.prefix}:gateway:${gatewayId}`;
+    return `${this.prefix}:{cluster}:gateway:${gatewayId}`;
   }
   /** zset: workerId -> heartbeat expiry (ms) */
   get workers(): string {
-    return `${this.prefix}:workers`;
+    return `${this.prefix}:{cluster}:workers`;
   }
   workerStats(workerId: string): string {
-    return `${this.prefix}:worker:${workerId}`;
+    return `${this.prefix}:{cluster}:worker:${workerId}`;
   }
   /** pub/sub channel: `<sessionId>\n<chat id>` when a client cancels; every worker listens */
   get cancelChannel(): string {

@@ -23,6 +23,7 @@ export interface GatewaySettings {
   heartbeatMs: number;
   maxMessageBytes: number;
   maxFrameBytes: number;
+  maxBackpressureBytes: number;
   maxSocketsPerSession: number;
   allowedOrigins: string[];
   /** Take the client address from X-Forwarded-For (behind a trusted load balancer). */

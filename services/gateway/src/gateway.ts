@@ -68,6 +68,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       heartbeatMs: config.HEARTBEAT_MS,
       maxMessageBytes: config.MAX_MESSAGE_BYTES,
       maxFrameBytes: config.MAX_FRAME_BYTES,
+      maxBackpressureBytes: config.MAX_BACKPRESSURE_BYTES,
       maxSocketsPerSession: config.MAX_SOCKETS_PER_SESSION,
       allowedOrigins: config.ALLOWED_ORIGINS,
       trustProxy: config.TRUST_PROXY,

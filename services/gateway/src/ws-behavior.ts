@@ -18,7 +18,10 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
   return {
     compression: 0,
     maxPayloadLength: settings.maxFrameBytes,
-    maxBackpressure: 4 * 1024 * 1024,
+    // A socket that stops reading is closed (1006) once this much waits for it, rather than
+    // left to lose published frames silently: its client reconnects with lastEventId and replays.
+    maxBackpressure: settings.maxBackpressureBytes,
+    closeOnBackpressureLimit: 1, // typed as a number by uWS; a flag in effect
     idleTimeout: 0,
     sendPingsAutomatically: false,
 

@@ -66,14 +66,19 @@ function MessageItem({ message }: { message: ChatMessage }) {
           <span className="who">{reply.agents.join(', ')}</span>
           <p className="text" data-testid="reply-text">
             {reply.parts.length > 1
-              ? reply.parts.map((part, i) => (
-                  <span key={i} className="part">
-                    {(i === 0 || reply.parts[i - 1]?.agent !== part.agent) && (
-                      <strong className="part-agent">{part.agent}: </strong>
-                    )}
-                    {part.text}
-                  </span>
-                ))
+              ? reply.parts.map((part, i) => {
+                  const newSpeaker = i === 0 || reply.parts[i - 1]?.agent !== part.agent;
+                  // A new speaker's text starts with the blank line between voices: keep it
+                  // before the name, not after.
+                  const gap = newSpeaker ? (/^\s*/.exec(part.text)?.[0] ?? '') : '';
+                  return (
+                    <span key={i} className="part">
+                      {gap}
+                      {newSpeaker && <strong className="part-agent">{part.agent}: </strong>}
+                      {part.text.slice(gap.length)}
+                    </span>
+                  );
+                })
               : reply.text}
           </p>
           {reply.cancelled && <span className="note">stopped</span>}

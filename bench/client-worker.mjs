@@ -5,6 +5,7 @@
 /* global setInterval, clearInterval, performance, URLSearchParams */
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
+import { KeySchema } from '../packages/state/dist/index.js';
 import { encodeHistogram, newHistogram, recordMs, sleep } from './lib.mjs';
 
 const ORIGIN = 'http://localhost';
@@ -502,6 +503,7 @@ function stormReport() {
 
 /** Compares what each client saw with its session's event stream in Redis. */
 async function stormVerify({ redisUrl, prefix }) {
+  const keys = new KeySchema(prefix);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const result = {
     sessions: storm.sessions.length,
@@ -525,7 +527,7 @@ async function stormVerify({ redisUrl, prefix }) {
     for (let i = 0; i < storm.sessions.length; i += 200) {
       const batch = storm.sessions.slice(i, i + 200);
       const pipeline = redis.pipeline();
-      for (const s of batch) pipeline.xrange(`${prefix}:{s:${s.id}}:events`, '-', '+');
+      for (const s of batch) pipeline.xrange(keys.session(s.id).events, '-', '+');
       const replies = await pipeline.exec();
       batch.forEach((s, j) => {
         const [error, entries] = replies?.[j] ?? [null, []];

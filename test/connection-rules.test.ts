@@ -299,9 +299,7 @@ describe('connection rules', () => {
       expect(onThird.text).toBe(onFourth.text);
       for (const { browser } of [third, fourth])
         expect(browser.socket.readyState).toBe(WebSocket.OPEN);
-      const sockets = await cluster
-        .redis()
-        .hlen(`${cluster.prefix}:{s:${session.session}}:sockets`);
+      const sockets = await cluster.redis().hlen(cluster.keys.session(session.session).sockets);
       expect(sockets).toBe(2);
     });
 

@@ -124,7 +124,7 @@ describe('multi-browser', () => {
     const { browser } = await open(1, session);
     browser.chat('after-storm', 'What is a stack?');
     await expectWholeReply(browser, 'after-storm');
-    const sockets = await cluster.redis().hlen(`${cluster.prefix}:{s:${session.session}}:sockets`);
+    const sockets = await cluster.redis().hlen(cluster.keys.session(session.session).sockets);
     expect(sockets).toBe(1);
   });
 

@@ -140,7 +140,7 @@ const alive = (p: Process) => p.child.exitCode === null && p.child.signalCode ==
 
 /** Session events as Redis holds them, oldest first. */
 async function storedEvents(cluster: TestCluster, sessionId: string): Promise<Frame[]> {
-  const key = `${cluster.prefix}:{s:${sessionId}}:events`;
+  const key = cluster.keys.session(sessionId).events;
   const entries = await cluster.redis().xrange(key, '-', '+');
   return entries.map(([eventId, fields]) => ({
     ...(JSON.parse(fields[1] ?? '{}') as Frame),
@@ -479,7 +479,7 @@ describe('reliability', () => {
       await waitForIdleAfter(second, 'killed');
       expectComplete(expectWholeReplyOnce([first, second], 'killed'));
 
-      const socketsKey = `${cluster.prefix}:{s:${sessionId}}:sockets`;
+      const socketsKey = cluster.keys.session(sessionId).sockets;
       await vi.waitFor(
         async () => {
           const { status, body } = await getJson<Health>(`${cluster.gateway(1).url}/health`);

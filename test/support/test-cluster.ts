@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
+import { KeySchema } from '../../packages/state/dist/index.js';
 import {
   randomPrefix,
   startGateway,
@@ -25,6 +26,8 @@ export class TestCluster {
   readonly gateways: GatewayProcess[] = [];
   readonly workers: WorkerProcess[] = [];
   readonly prefix = randomPrefix();
+  /** The product's own key schema for this prefix: tests never build a key by hand. */
+  readonly keys = new KeySchema(this.prefix);
   readonly redisUrl = inject('redisUrl');
 
   private constructor(private readonly options: ClusterOptions) {}

@@ -21,6 +21,7 @@ export class WorkerMetrics {
   private readonly queueJobs: Gauge<'state'>;
   private readonly retries: Counter<'model' | 'reason'>;
   private readonly breaker: Gauge<'model'>;
+  private readonly errors: Counter<'reason'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -74,6 +75,12 @@ export class WorkerMetrics {
       labelNames: ['model'],
       registers,
     });
+    this.errors = new Counter({
+      name: 'chorus_worker_errors_total',
+      help: 'Failures of the worker outside answers (background loops), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
     this.queueJobs = new Gauge({
       name: 'chorus_queue_jobs',
       help: 'Jobs in the chat queue, by state (sampled by workers).',
@@ -105,6 +112,9 @@ export class WorkerMetrics {
   }
   breakerState(model: string, state: 'closed' | 'half-open' | 'open'): void {
     this.breaker.set({ model }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+  }
+  error(reason: string): void {
+    this.errors.inc({ reason });
   }
   queueSampled(counts: Record<string, number>): void {
     for (const [state, count] of Object.entries(counts)) this.queueJobs.set({ state }, count);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { GatewayConfig } from '@chorus/config';
-import { createRegistry, GatewayMetrics, type Logger } from '@chorus/observability';
+import { createRegistry, GatewayMetrics, startLoop, type Logger } from '@chorus/observability';
 import { CloseCode } from '@chorus/protocol';
 import {
   ClientLimits,
@@ -13,7 +13,7 @@ import {
   SessionDirectory,
   SessionEvents,
 } from '@chorus/state';
-import { startLoop } from './background-loop.js';
+
 import type { Socket } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
 import { FirstDeltaClock } from './first-delta-clock.js';

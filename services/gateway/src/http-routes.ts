@@ -15,7 +15,7 @@ export interface HttpDeps {
   ctx: GatewayContext;
   health: HealthReporter;
   registry: Registry;
-  /** The fallback chat page, served when services/web has not been built. */
+  /** The page served when services/web has not been built: it says so. */
   indexHtml: string;
   /** The built web page (services/web/dist); null to serve the fallback. */
   webPage?: WebPage | null;
@@ -88,7 +88,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: HttpDeps): void {
   if (!webPage) {
     ctx.log.warn(
       { dist: WEB_DIST },
-      'the web page is not built (pnpm build builds it): serving the minimal fallback page',
+      'the web page is not built (pnpm build builds it): serving a page that says so',
     );
   }
   const indexHtml = webPage?.indexHtml ?? deps.indexHtml;

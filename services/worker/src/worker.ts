@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'bullmq';
 import type { WorkerConfig } from '@chorus/config';
-import { createRegistry, WorkerMetrics, type Logger } from '@chorus/observability';
+import { createRegistry, startLoop, WorkerMetrics, type Logger } from '@chorus/observability';
 import {
   CHAT_QUEUE,
   ClusterDirectory,
@@ -155,25 +155,21 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     );
     metrics.queueSampled(await queue.getJobCounts('wait', 'active', 'delayed', 'failed'));
   };
-  const loop = (name: string, ms: number, run: () => Promise<void>) => {
-    const timer = setInterval(
-      () =>
-        run().catch((error: unknown) =>
-          log.warn({ err: error, loop: name }, 'background loop failed'),
-        ),
-      ms,
-    );
-    timer.unref();
-    return timer;
-  };
   await heartbeat();
-  const timers = [
-    loop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat),
+  const countError = () => metrics.error('background_loop');
+  const loops = [
+    startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
     // Re-seeds too, should Redis have lost the graph (a restart without persistence).
-    loop('graph-refresh', GRAPH_REFRESH_MS, async () => {
-      await seedKnowledgeGraph(graphStore);
-      await knowledge.refresh();
-    }),
+    startLoop(
+      'graph-refresh',
+      GRAPH_REFRESH_MS,
+      async () => {
+        await seedKnowledgeGraph(graphStore);
+        await knowledge.refresh();
+      },
+      log,
+      countError,
+    ),
   ];
 
   const health = async () => {
@@ -215,7 +211,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       shutdown.abort(new Error('worker shutting down'));
       await closed;
     }
-    for (const timer of timers) clearInterval(timer);
+    await Promise.all(loops.map((loop) => loop.stop()));
     await cluster.leave('worker', config.WORKER_ID).catch(() => undefined);
     await queue.close().catch(() => undefined);
     server.close();

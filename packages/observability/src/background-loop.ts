@@ -1,4 +1,4 @@
-import type { Logger } from '@chorus/observability';
+import type { Logger } from 'pino';
 
 /** A periodic task that logs and counts its failures and keeps going; stop() waits for a run. */
 export function startLoop(

@@ -67,7 +67,8 @@ describe('ChorusClient', () => {
     const chorus = client();
     chorus.connect();
     const open = await waitForState(chorus, isOpen);
-    expect(open.connection.gatewayId).toBeTruthy();
+    // The first URL of the list: gateway 0.
+    expect(open.connection.gatewayId).toBe(cluster.gateway(0).gatewayId);
     expect(open.connection.sessionId).toMatch(/^[A-Za-z0-9_-]{22}$/);
 
     let streamed = 0;

@@ -95,10 +95,10 @@ describe('useChorus', () => {
 
     render([cluster.gateway(0).wsUrl]);
     await vi.waitFor(() => expect(text('state')).toMatch(/^open gw-/), { timeout: 10_000 });
-    expect(current().connection.gatewayId).toBeTruthy();
+    expect(current().connection.gatewayId).toBe(cluster.gateway(0).gatewayId);
 
     const id = current().send('What is a hash table?');
-    expect(id).toBeTruthy();
+    expect(id).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
     await vi.waitFor(() => expect(text('reply')).toContain('offline mode'), { timeout: 15_000 });
     await vi.waitFor(() => expect(current().messages[0]?.status).toBe('done'), {
       timeout: 15_000,

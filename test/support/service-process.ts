@@ -103,6 +103,8 @@ export class ServiceProcess {
 
 export class GatewayProcess extends ServiceProcess {
   port = 0;
+  /** GATEWAY_ID, as the gateway announced it. */
+  gatewayId = '';
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
@@ -128,6 +130,7 @@ export async function startGateway(env: Record<string, string>): Promise<Gateway
   const gateway = Object.setPrototypeOf(proc, GatewayProcess.prototype) as GatewayProcess;
   const line = await gateway.waitForLog((l) => l.msg === 'gateway listening');
   gateway.port = Number(line.port);
+  gateway.gatewayId = String(line.gatewayId);
   return gateway;
 }
 

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
-import { createServer, Socket } from 'node:net';
+import { freePort, redisAnswers } from '../scripts/local-net.mjs';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 
@@ -161,31 +161,6 @@ export function track(child) {
   return child;
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function redisAnswers(port) {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(String(data).startsWith('+PONG')));
-  });
-}
-
 /** A started child process: name, pid, a tail of its output, stop(). */
 class Service {
   constructor(name, child) {
@@ -249,7 +224,7 @@ export async function startRedis() {
       reject(new Error(`cannot start redis-server: ${error.message}`)),
     ),
   );
-  await Promise.race([waitReady(service, () => redisAnswers(port)), failed]);
+  await Promise.race([waitReady(service, () => redisAnswers(`redis://127.0.0.1:${port}`)), failed]);
   service.port = port;
   service.url = `redis://127.0.0.1:${port}`;
   return service;

@@ -3,8 +3,8 @@
 // which builds first. Ctrl-C stops everything.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort, redisAnswers } from './local-net.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const gatewayPorts = (process.env.DEV_GATEWAY_PORTS ?? '8080,8081').split(',').map(Number);
@@ -52,33 +52,9 @@ function start(name, command, args, env) {
   return child;
 }
 
-function reachable(url) {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.connect(Number(port || 6379), hostname, () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(String(data).startsWith('+PONG')));
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function redisUrl() {
   const candidate = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  if (await reachable(candidate)) {
+  if (await redisAnswers(candidate)) {
     log('dev', `using Redis at ${candidate}`);
     return candidate;
   }
@@ -103,7 +79,7 @@ async function redisUrl() {
     'no',
   ]);
   const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await reachable(url)); i++)
+  for (let i = 0; i < 100 && !(await redisAnswers(url)); i++)
     await new Promise((r) => setTimeout(r, 100));
   log('dev', `started redis-server on port ${port}`);
   return url;

@@ -425,13 +425,13 @@ describe('live messages', () => {
   let subscriber: Redis;
   afterEach(() => subscriber?.disconnect());
 
-  it('accept and append publish `<eventId>\\n<body>` on the session channel', async () => {
+  it('accept and append publish `<eventId>\\n<body>` on the session shard channel', async () => {
     subscriber = new Redis(inject('redisUrl'));
     const received: string[] = [];
-    subscriber.on('message', (channel: string, raw: string) => {
+    subscriber.on('smessage', (channel: string, raw: string) => {
       if (channel === keys.session(session).channel) received.push(raw);
     });
-    await subscriber.subscribe(keys.session(session).channel);
+    await subscriber.ssubscribe(keys.session(session).channel);
 
     const { record } = await acceptOk(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
     await acceptOk(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing

@@ -15,7 +15,8 @@ interface SessionEntry {
 const STATUS_PREFIX = '{"type":"status"';
 
 /**
- * Live delivery inside one gateway: one Redis subscription per session that has a socket here,
+ * Live delivery inside one gateway: one sharded Redis subscription (SSUBSCRIBE, so that on Redis
+ * Cluster it goes to the session's shard only) per session that has a socket here,
  * each event serialised once and sent to the session's uWS topic.
  */
 export class SessionFanout {
@@ -31,7 +32,7 @@ export class SessionFanout {
     private readonly firstDelta: FirstDeltaClock,
     private readonly log: Logger,
   ) {
-    subscriber.on('message', (channel: string, raw: string) => this.deliver(channel, raw));
+    subscriber.on('smessage', (channel: string, raw: string) => this.deliver(channel, raw));
   }
 
   /** Registers a socket; resolves once the session's events reach this gateway. */
@@ -44,7 +45,7 @@ export class SessionFanout {
       entry = {
         sessionId: conn.sessionId,
         sockets: new Set(),
-        subscribed: this.subscriber.subscribe(channel).then(() => undefined),
+        subscribed: this.subscriber.ssubscribe(channel).then(() => undefined),
       };
       this.sessions.set(conn.sessionId, entry);
       this.byChannel.set(channel, entry);
@@ -63,7 +64,7 @@ export class SessionFanout {
     const channel = this.keys.session(conn.sessionId).channel;
     this.sessions.delete(conn.sessionId);
     this.byChannel.delete(channel);
-    this.subscriber.unsubscribe(channel).catch((error: unknown) => {
+    this.subscriber.sunsubscribe(channel).catch((error: unknown) => {
       this.stats.error('redis_unsubscribe');
       this.log.warn({ err: error, sessionId: conn.sessionId }, 'unsubscribe failed');
     });

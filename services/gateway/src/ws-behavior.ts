@@ -174,7 +174,7 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
       connectionId: victim.connectionId,
       code: CloseCode.replaced,
     });
-    await ctx.redis.publish(ctx.keys.session(conn.sessionId).channel, control);
+    await ctx.redis.spublish(ctx.keys.session(conn.sessionId).channel, control);
   }
   sendFrame(ws, ctx.stats, {
     type: 'welcome',

@@ -16,6 +16,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   workerEnv?: Record<string, string>;
+  /** A Redis of the test's own (e.g. a Redis Cluster's URL) instead of the run's shared one. */
+  redisUrl?: string;
 }
 
 /**
@@ -28,9 +30,11 @@ export class TestCluster {
   readonly prefix = randomPrefix();
   /** The product's own key schema for this prefix: tests never build a key by hand. */
   readonly keys = new KeySchema(this.prefix);
-  readonly redisUrl = inject('redisUrl');
+  readonly redisUrl: string;
 
-  private constructor(private readonly options: ClusterOptions) {}
+  private constructor(private readonly options: ClusterOptions) {
+    this.redisUrl = options.redisUrl ?? inject('redisUrl');
+  }
 
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(options);
@@ -73,8 +77,9 @@ export class TestCluster {
     return gateway;
   }
 
-  /** A Redis connection of the test's own, closed by stop(). */
+  /** A Redis connection of the test's own to the run's shared Redis, closed by stop(). */
   redis(): Redis {
+    if (this.options.redisUrl) throw new Error('this cluster runs on a Redis of its own test');
     this.connection ??= new Redis(this.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
     return this.connection;
   }
@@ -82,6 +87,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await Promise.all([...this.gateways, ...this.workers].map((p) => p.kill('SIGKILL')));
+    if (this.options.redisUrl) return; // the test's own Redis: the test disposes of it
     const redis = this.redis();
     let cursor = '0';
     do {

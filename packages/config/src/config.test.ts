@@ -55,3 +55,69 @@ describe('worker config', () => {
     expect(() => loadWorkerConfig({ OPENAI_BASE_URL: 'not a url' })).toThrow(/OPENAI_BASE_URL/);
   });
 });
+
+describe('REDIS_URL', () => {
+  const target = (REDIS_URL: string) => loadWorkerConfig({ REDIS_URL }).REDIS_URL;
+  const problem = (REDIS_URL: string) => {
+    try {
+      loadWorkerConfig({ REDIS_URL });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error(`${REDIS_URL} was accepted`);
+  };
+
+  it('takes one server as the URL ioredis reads', () => {
+    expect(loadWorkerConfig({}).REDIS_URL).toEqual({
+      kind: 'single',
+      url: 'redis://127.0.0.1:6379',
+    });
+    expect(target('rediss://:pw@cache.example:6380/2')).toEqual({
+      kind: 'single',
+      url: 'rediss://:pw@cache.example:6380/2',
+    });
+  });
+
+  it('takes a Redis Cluster as a list of seed nodes', () => {
+    expect(target('redis+cluster://10.0.0.1:7000, 10.0.0.2 ,[::1]:7002')).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 6379 },
+        { host: '::1', port: 7002 },
+      ],
+      tls: false,
+    });
+    expect(target('rediss+cluster://app:p%40ss@a:7000')).toMatchObject({
+      tls: true,
+      username: 'app',
+      password: 'p@ss',
+    });
+  });
+
+  it('takes Sentinels, the master name and a db', () => {
+    expect(target('redis+sentinel://:pw@s1,s2:26380/mymaster/3?sentinelPassword=sp')).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26380 },
+      ],
+      masterName: 'mymaster',
+      db: 3,
+      sentinelPassword: 'sp',
+      tls: false,
+      password: 'pw',
+    });
+  });
+
+  it('says what is wrong, without the password', () => {
+    expect(problem('http://localhost:6379')).toContain('REDIS_URL: must be one of redis://');
+    expect(problem('redis+sentinel://s1:26379')).toContain('needs the master name as its path');
+    expect(problem('redis+cluster://a:7000/0')).toContain('takes no path or query');
+    expect(problem('redis+cluster://a:99999')).toContain("'a:99999' is not a host or host:port");
+    expect(problem('redis+sentinel://s1/m?db=2')).toContain('unknown query parameter db');
+    const withSecret = problem('redis+sentinel://u:hunter2@s1:26379/m/x?sentinelPassword=s3cr3t');
+    expect(withSecret).toContain('u:***@');
+    expect(withSecret).not.toMatch(/hunter2|s3cr3t/);
+  });
+});

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseRedisUrl, redactRedisUrl } from './redis-url.js';
 
 /** A configuration problem; the message names every offending variable. */
 export class ConfigError extends Error {
@@ -32,7 +33,8 @@ export function parseEnv<T extends z.ZodRawShape>(shape: T, env: Env): z.infer<z
 }
 
 function redact(name: string, value: string): string {
-  return /SECRET|KEY|TOKEN|PASSWORD/.test(name) ? '<redacted>' : value.slice(0, 80);
+  if (/SECRET|KEY|TOKEN|PASSWORD/.test(name)) return '<redacted>';
+  return (name.endsWith('_URL') ? redactRedisUrl(value) : value).slice(0, 80);
 }
 
 export const int = (min: number, max: number, fallback: number) =>
@@ -57,10 +59,15 @@ export const sessionRetention = {
 
 export const redisUrl = z
   .string()
-  .regex(/^rediss?:\/\/\S+$/, {
-    error: 'must be a redis:// or rediss:// URL',
-  })
-  .default('redis://127.0.0.1:6379');
+  .default('redis://127.0.0.1:6379')
+  .transform((value, ctx) => {
+    const target = parseRedisUrl(value);
+    if (typeof target === 'string') {
+      ctx.issues.push({ code: 'custom', message: target, input: value });
+      return z.NEVER;
+    }
+    return target;
+  });
 
 export const logLevel = z
   .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {

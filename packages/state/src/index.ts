@@ -2,6 +2,8 @@ export { KeySchema, CHAT_QUEUE, type SessionKeys } from './keys.js';
 export {
   createRedis,
   redisConnector,
+  unsupportedRedis,
+  MIN_REDIS_VERSION,
   type Redis,
   type ConnectionOptions,
 } from './redis-connection.js';

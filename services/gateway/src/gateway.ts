@@ -7,6 +7,7 @@ import {
   ClusterDirectory,
   createChatQueue,
   redisConnector,
+  unsupportedRedis,
   GraphStore,
   KeySchema,
   MessageInbox,
@@ -55,6 +56,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const redis = connect('commands');
   const subscriber = connect('events', { blocking: true });
   const queueConnection = connect('queue');
+  void unsupportedRedis(redis).then((problem) => {
+    if (!problem) return;
+    log.fatal(problem);
+    process.exit(1);
+  });
   const registry = createRegistry('gateway', config.GATEWAY_ID);
   const metrics = new GatewayMetrics(registry);
   const stats = new ReplicaStats(metrics);

@@ -7,6 +7,7 @@ import {
   ClusterDirectory,
   createChatQueue,
   redisConnector,
+  unsupportedRedis,
   GraphStore,
   KeySchema,
   MessageInbox,
@@ -48,6 +49,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const redis = connect('commands');
   const bullConnection = connect('jobs', { blocking: true });
   const queueConnection = connect('queue');
+  void unsupportedRedis(redis).then((problem) => {
+    if (!problem) return;
+    log.fatal(problem);
+    process.exit(1);
+  });
   const registry = createRegistry('worker', config.WORKER_ID);
   const metrics = new WorkerMetrics(registry);
   const graphStore = new GraphStore(redis, keys);

@@ -34,7 +34,7 @@ describe('on a 3-node Redis Cluster', () => {
   });
   /** Which node's port owns a key's slot, as the cluster itself says. */
   const ownerOf = async (key: string): Promise<number> => {
-    const slot = (await reader.cluster('KEYSLOT', key));
+    const slot = await reader.cluster('KEYSLOT', key);
     const ranges = await reader.cluster('SLOTS');
     const port = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1];
     if (port === undefined) throw new Error(`no node owns slot ${slot}`);

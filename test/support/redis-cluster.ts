@@ -1,10 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort, redisReachable } from './redis-server.js';
+import { freePort, killProcess, spawnRedisServer } from './redis-server.js';
 
 const run = promisify(execFile);
 
@@ -15,19 +15,6 @@ export interface TestRedisCluster {
   /** A plain connection to one node, e.g. to count the keys it holds. */
   node(port: number): Redis;
   stop(): Promise<void>;
-}
-
-async function spawnRedis(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...args], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await redisReachable(`redis://127.0.0.1:${port}`))) {
-    if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited`);
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return child;
 }
 
 /**
@@ -41,15 +28,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
   const connections: Redis[] = [];
   const stop = async () => {
     for (const connection of connections) connection.disconnect();
-    await Promise.all(
-      children
-        .filter((child) => child.exitCode === null && child.signalCode === null)
-        .map((child) => {
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGKILL');
-          return exited;
-        }),
-    );
+    await Promise.all(children.map(killProcess));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -57,23 +36,16 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       const port = await freePort();
       ports.push(port);
       children.push(
-        await spawnRedis(
-          [
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            join(dir, `nodes-${port}.conf`),
-            '--cluster-node-timeout',
-            '2000',
-            '--save',
-            '',
-            '--appendonly',
-            'no',
-            '--dir',
-            dir,
-          ],
-          port,
-        ),
+        await spawnRedisServer(port, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '2000',
+          '--dir',
+          dir,
+        ]),
       );
     }
     await run('redis-cli', [

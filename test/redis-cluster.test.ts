@@ -146,6 +146,16 @@ describe('on a 3-node Redis Cluster', () => {
     expect(reply.end.cancelled).toBeUndefined();
     expect(String(reply.end.text).length).toBeGreaterThan(0);
   }, 90_000);
+
+  it('no service logged a Redis error (CROSSSLOT, MOVED, a failed loop) on the cluster', () => {
+    const problems = [...cluster.gateways, ...cluster.workers].flatMap((service) =>
+      service.logs
+        .filter((line) => ['warn', 'error', 'fatal'].includes(line.level))
+        .filter((line) => !line.msg.startsWith('no model configured')) // offline on purpose
+        .map((line) => `${service.name}: ${line.msg} ${JSON.stringify(line.err ?? '')}`),
+    );
+    expect(problems).toEqual([]);
+  });
 });
 
 /** The worker whose /health reports an active job. */

@@ -1,11 +1,17 @@
--- Ends the answer to one message: final event, record done, inbox popped, history appended;
--- and when nothing else waits, the lease released with a `status: idle` event, in one step.
+-- Ends the answer to one message: the events still queued, final event, record done, inbox
+-- popped, history appended; and when nothing else waits, the lease released with a
+-- `status: idle` event, in one step.
 -- KEYS[1] lease  KEYS[2] events  KEYS[3] channel  KEYS[4] messages  KEYS[5] inbox  KEYS[6] history
 -- ARGV[1] fencing token  ARGV[2] chat id  ARGV[3] final event body (reply.end or error)
 -- ARGV[4] idle status body  ARGV[5] events maxlen  ARGV[6] history max entries
--- ARGV[7] session ttl (s)  ARGV[8..] history entries (JSON) to append
+-- ARGV[7] session ttl (s)  ARGV[8] n: events to append before the final one
+-- ARGV[9..8+n] those events' bodies (JSON), oldest first  ARGV[9+n..] history entries (JSON)
 -- Returns {final eventId, messages still waiting}, or false when the lease was lost.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local before = tonumber(ARGV[8])
+for i = 9, 8 + before do
+  emit(KEYS[2], KEYS[3], ARGV[i], ARGV[5])
+end
 local finalId = emit(KEYS[2], KEYS[3], ARGV[3], ARGV[5])
 local raw = redis.call('HGET', KEYS[4], ARGV[2])
 if raw then
@@ -14,7 +20,7 @@ if raw then
   redis.call('HSET', KEYS[4], ARGV[2], cjson.encode(record))
 end
 redis.call('LREM', KEYS[5], 1, ARGV[2])
-for i = 8, #ARGV do
+for i = 9 + before, #ARGV do
   redis.call('RPUSH', KEYS[6], ARGV[i])
 end
 redis.call('LTRIM', KEYS[6], -tonumber(ARGV[6]), -1)

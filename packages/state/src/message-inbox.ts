@@ -31,6 +31,19 @@ export interface InboxSettings {
   messageRefillMs?: number;
 }
 
+export type ClaimResult =
+  | { status: 'answered' | 'busy' | 'lost' | 'nothing' }
+  | {
+      status: 'claimed';
+      fence: number;
+      id: string;
+      record: MessageRecord;
+      cancelRequested: boolean;
+      history: HistoryTurn[];
+    };
+
+const IDLE = encodeEventBody({ type: 'status', state: 'idle' });
+
 /** A session's chat messages: idempotent acceptance, the ordered inbox, and their completion. */
 export class MessageInbox {
   constructor(
@@ -88,8 +101,50 @@ export class MessageInbox {
   }
 
   /**
+   * Takes the next message of a session to answer, in one step. With `heldFence` null it takes
+   * the lease, for the job of message `jobMessageId`: 'answered' when that message is done (or
+   * gone), 'busy' when another worker holds the lease or nothing waits. With the fence of a held
+   * lease it reads the next message: 'lost' when that lease is not held any more. 'nothing' when
+   * no message waits (no lease taken). Else the fence, the inbox's head, whether the client
+   * already asked to stop it, and the history when `withHistory`.
+   */
+  async claim(
+    sessionId: string,
+    options: {
+      heldFence: number | null;
+      jobMessageId?: string;
+      leaseTtlMs: number;
+      withHistory: boolean;
+    },
+  ): Promise<ClaimResult> {
+    const k = this.keys.session(sessionId);
+    const reply = (await runScript(
+      this.redis,
+      'claimMessage',
+      [k.lease, k.fence, k.inbox, k.messages, k.history, k.cancels],
+      [
+        options.heldFence === null ? '' : options.heldFence,
+        options.jobMessageId ?? '',
+        options.leaseTtlMs,
+        options.withHistory ? '1' : '0',
+      ],
+    )) as [string, ...(string | number)[]];
+    const [status, fence, id, record, cancelled, ...history] = reply;
+    if (status !== 'claimed') return { status: status as 'answered' | 'busy' | 'lost' | 'nothing' };
+    return {
+      status,
+      fence: Number(fence),
+      id: String(id),
+      record: JSON.parse(String(record)) as MessageRecord,
+      cancelRequested: cancelled === 1,
+      history: history.map((entry) => JSON.parse(String(entry)) as HistoryTurn),
+    };
+  }
+
+  /**
    * Ends a message's answer with its final event and appends the turns to the history; releases
    * the lease (with `status: idle`) when nothing else waits. Null when the lease was lost.
+   * `before`: events already encoded (`encodeEventBody`) to append first, in the same step.
    */
   async finish(
     sessionId: string,
@@ -97,6 +152,7 @@ export class MessageInbox {
     id: string,
     finalEvent: SessionEventBody,
     turns: HistoryTurn[],
+    before: string[] = [],
   ): Promise<{ eventId: string; waiting: number } | null> {
     const k = this.keys.session(sessionId);
     const reply = await runScript(
@@ -107,10 +163,12 @@ export class MessageInbox {
         fence,
         id,
         encodeEventBody(finalEvent),
-        encodeEventBody({ type: 'status', state: 'idle' }),
+        IDLE,
         this.settings.eventsMaxLen,
         this.settings.historyMaxEntries,
         this.settings.sessionTtlSeconds,
+        before.length,
+        ...before,
         ...turns.map((turn) => JSON.stringify(turn)),
       ],
     );

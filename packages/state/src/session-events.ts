@@ -33,6 +33,25 @@ export class SessionEvents {
     return typeof id === 'string' ? id : null;
   }
 
+  /**
+   * Appends events already encoded (`encodeEventBody`), in order, in one step for the holder of
+   * `fence`: all of them, or none (null) when that lease is lost.
+   */
+  async appendManyAsLeaseHolder(
+    sessionId: string,
+    fence: number,
+    encodedBodies: string[],
+  ): Promise<string[] | null> {
+    const k = this.keys.session(sessionId);
+    const ids = await runScript(
+      this.redis,
+      'appendEvents',
+      [k.lease, k.events, k.channel],
+      [fence, this.maxLen, ...encodedBodies],
+    );
+    return Array.isArray(ids) ? (ids as string[]) : null;
+  }
+
   /** Events strictly after `afterId`, oldest first, at most `count`. */
   async readAfter(sessionId: string, afterId: string, count: number): Promise<StoredEvent[]> {
     const entries = await this.redis.xrange(

@@ -48,7 +48,8 @@ export class SessionLease {
     await this.redis.zrem(this.keys.processing, sessionId);
   }
 
-  private async track(sessionId: string): Promise<void> {
+  /** Counts the session in the cluster-wide processing count, for one TTL (renewals extend it). */
+  async track(sessionId: string): Promise<void> {
     await this.redis.zadd(this.keys.processing, Date.now() + this.ttlMs, sessionId);
   }
 }

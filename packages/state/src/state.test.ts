@@ -651,3 +651,138 @@ describe('GraphStore', () => {
     expect((await store.load()).nodes).toHaveLength(1_203);
   });
 });
+
+describe('group commit: appendManyAsLeaseHolder and finish with queued events', () => {
+  const body = (text: string) =>
+    JSON.stringify({ type: 'reply.delta', replyTo: 'm1', agent: 'tutor', text });
+
+  it('appends every event in order in one step, publishes each, and refuses a stale fence', async () => {
+    const subscriber = new Redis(inject('redisUrl'));
+    try {
+      const received: string[] = [];
+      subscriber.on('smessage', (channel: string, raw: string) => {
+        if (channel === keys.session(session).channel) received.push(raw);
+      });
+      await subscriber.ssubscribe(keys.session(session).channel);
+      await acceptOk(session, { id: 'm1', text: 'q', ts: 1 });
+      const fence = (await lease.acquire(session))!;
+      const ids = await events.appendManyAsLeaseHolder(session, fence, [
+        body('a'),
+        body('b'),
+        body('c'),
+      ]);
+      expect(ids).toHaveLength(3);
+      expect([...ids!].sort(compareIds)).toEqual(ids);
+      const stored = await storedEvents(session);
+      expect(stored.slice(1).map(([id, e]) => [id, e.text])).toEqual([
+        [ids![0], 'a'],
+        [ids![1], 'b'],
+        [ids![2], 'c'],
+      ]);
+      expect(await events.appendManyAsLeaseHolder(session, fence + 1, [body('x')])).toBeNull();
+      expect(await redis.xlen(keys.session(session).events)).toBe(4);
+      await sleep(50);
+      expect(received.slice(1)).toEqual(ids!.map((id, i) => `${id}\n${body('abc'[i]!)}`));
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('finish appends the queued events before the final one, in the same step', async () => {
+    await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    const end: ReplyEndEvent = {
+      type: 'reply.end',
+      replyTo: 'm1',
+      agent: 'tutor',
+      agents: ['tutor'],
+      text: 'ab',
+    };
+    const result = await inbox.finish(
+      session,
+      fence,
+      'm1',
+      end,
+      [
+        { role: 'user', content: 'q1', id: 'm1' },
+        { role: 'assistant', content: 'ab', id: 'm1' },
+      ],
+      [body('a'), body('b')],
+    );
+    expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 0 });
+    const stored = (await storedEvents(session)).map(([, e]) =>
+      e.type === 'reply.delta' ? e.text : e.type,
+    );
+    expect(stored).toEqual(['user.message', 'a', 'b', 'reply.end', 'status']);
+    expect((await inbox.history(session)).map((t) => t.content)).toEqual(['q1', 'ab']);
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+  });
+});
+
+describe('MessageInbox.claim', () => {
+  const claimFor = (jobMessageId: string, withHistory = true) =>
+    inbox.claim(session, { heldFence: null, jobMessageId, leaseTtlMs: 5_000, withHistory });
+
+  it('takes the lease and returns the head, its cancel request and the history', async () => {
+    await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
+    await redis.rpush(
+      keys.session(session).history,
+      JSON.stringify({ role: 'user', content: 'old', id: 'm0' }),
+    );
+    await inbox.requestCancel(session, 'm1');
+    const claim = await claimFor('m2');
+    expect(claim).toMatchObject({
+      status: 'claimed',
+      id: 'm1',
+      record: { text: 'q1', state: 'pending' },
+      cancelRequested: true,
+      history: [{ role: 'user', content: 'old', id: 'm0' }],
+    });
+    if (claim.status !== 'claimed') return;
+    expect(await redis.get(keys.session(session).lease)).toBe(String(claim.fence));
+    // Held: another claim is busy; the holder reads the next message with its fence.
+    expect(await claimFor('m2')).toEqual({ status: 'busy' });
+    await inbox.finish(session, claim.fence, 'm1', { type: 'status', state: 'idle' }, []);
+    const next = await inbox.claim(session, {
+      heldFence: claim.fence,
+      leaseTtlMs: 5_000,
+      withHistory: false,
+    });
+    expect(next).toMatchObject({
+      status: 'claimed',
+      fence: claim.fence,
+      id: 'm2',
+      cancelRequested: false,
+      history: [],
+    });
+    expect(
+      await inbox.claim(session, {
+        heldFence: claim.fence + 1,
+        leaseTtlMs: 5_000,
+        withHistory: false,
+      }),
+    ).toEqual({ status: 'lost' });
+  });
+
+  it('answered for a done or unknown message, busy when nothing waits, drops ids without a record', async () => {
+    expect(await claimFor('nope')).toEqual({ status: 'answered' });
+    await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    const first = await claimFor('m1');
+    if (first.status !== 'claimed') throw new Error('not claimed');
+    await inbox.finish(session, first.fence, 'm1', { type: 'status', state: 'idle' }, []);
+    expect(await claimFor('m1')).toEqual({ status: 'answered' });
+
+    await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
+    await redis.lpush(keys.session(session).inbox, 'ghost');
+    const claim = await claimFor('m2', false);
+    expect(claim).toMatchObject({ status: 'claimed', id: 'm2', history: [] });
+    expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m2']);
+    if (claim.status === 'claimed') await lease.release(session, claim.fence);
+    await redis.del(keys.session(session).inbox);
+    expect(await claimFor('m2')).toEqual({ status: 'busy' });
+    await redis.rpush(keys.session(session).inbox, 'ghost');
+    expect(await claimFor('m2')).toEqual({ status: 'nothing' });
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+  });
+});

@@ -6,13 +6,14 @@ import type {
 } from '@chorus/protocol';
 import type { HistoryTurn, MessageRecord } from '@chorus/state';
 import { DeltaCoalescer } from './delta-coalescer.js';
+import { EventWriter } from './event-writer.js';
 import { LeaseLostError } from './lease-keeper.js';
 import {
   ModelUnavailableError,
   type ChatMessage,
   type ModelObserver,
 } from './providers/chat-model.js';
-import { AnswerStopped, watchForAbandonment } from './stop-signals.js';
+import { AnswerStopped } from './stop-signals.js';
 import { AgentLog } from './team/agent-log.js';
 import { fitHistory } from './team/memory.js';
 import { routeMessage } from './team/routing.js';
@@ -25,6 +26,10 @@ export interface Assignment {
   fence: number;
   messageId: string;
   record: MessageRecord;
+  /** The client asked to stop this message before it started (read when it was claimed). */
+  cancelRequested: boolean;
+  /** The conversation so far (empty for a model that reads no context). */
+  history: HistoryTurn[];
   /** Aborts when the lease is lost or the worker gives the job back. */
   signal: AbortSignal;
 }
@@ -52,16 +57,16 @@ export async function answerMessage(
   job: Assignment,
 ): Promise<{ outcome: AnswerOutcome; waiting: number }> {
   const { sessionId, fence, messageId, record } = job;
-  const emit = async (body: SessionEventBody) => {
-    if ((await ctx.events.appendAsLeaseHolder(sessionId, fence, body)) === null) {
-      throw new LeaseLostError('fenced out');
-    }
-  };
+  // Events are queued, not awaited one by one: the writer appends them in order, several per step.
+  const writer = new EventWriter((bodies) =>
+    ctx.events.appendManyAsLeaseHolder(sessionId, fence, bodies),
+  );
+  const emit = (body: SessionEventBody) => writer.push(body);
   const log = new AgentLog(emit, ctx.settings.agentLogMax);
   const coordinator = ctx.team.coordinator.name;
   const observer = observeModel(ctx, log);
   const cancel = ctx.cancels.watch(sessionId, messageId);
-  const abandon = watchForAbandonment(ctx.directory, sessionId, ctx.settings.replyGraceMs, ctx.log);
+  const abandon = ctx.abandonment.watch(sessionId);
   const timeout = AbortSignal.timeout(ctx.settings.jobTimeoutMs);
   const stop = AbortSignal.any([cancel.signal, abandon.signal]);
   const signal = AbortSignal.any([job.signal, timeout, stop]);
@@ -76,20 +81,20 @@ export async function answerMessage(
   let final: ReplyEndEvent | SessionErrorEvent;
   let outcome: AnswerOutcome;
   try {
-    await emit({ type: 'status', state: 'processing', replyTo: messageId });
+    emit({ type: 'status', state: 'processing', replyTo: messageId });
     if (!ctx.model.offline && (await ctx.budget.exhausted(sessionId))) throw new BudgetSpent();
-    const history = fitHistory(await ctx.inbox.history(sessionId), ctx.settings.historyTokenBudget);
+    const history = fitHistory(job.history, ctx.settings.historyTokenBudget);
     const route = await routeMessage(ctx, record.text, signal, log, observer, reply);
     const helpers = route.support.map((a) => a.name).join(', ');
-    await log.write(
+    log.write(
       coordinator,
       'info',
       'routing',
       `${route.lead.name} leads${helpers ? `; ${helpers} help` : ''} (by ${route.by})`,
     );
     reply.lead = route.lead.name;
-    await emit({ type: 'reply.start', replyTo: messageId, agent: reply.lead });
-    if (await ctx.inbox.cancelRequested(sessionId, messageId)) throw new AnswerStopped('cancelled');
+    emit({ type: 'reply.start', replyTo: messageId, agent: reply.lead });
+    if (job.cancelRequested) throw new AnswerStopped('cancelled');
 
     const speak = (agent: AgentSpec, prompt: ChatMessage[]) =>
       speakInto(ctx, reply, agent, prompt, { emit, log, observer, signal, messageId });
@@ -105,10 +110,11 @@ export async function answerMessage(
           });
       } catch (error) {
         if (signal.aborted || error instanceof LeaseLostError) throw error;
-        void log.write(helper.name, 'warn', 'failure', `could not help: ${describe(error)}`);
+        log.write(helper.name, 'warn', 'failure', `could not help: ${describe(error)}`);
       }
     }
-    await log.close(coordinator);
+    log.close(coordinator);
+    await writer.settle();
     final = replyEnd(ctx, messageId, reply, {
       ...(reply.outputTokens > 0
         ? { usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens } }
@@ -121,7 +127,7 @@ export async function answerMessage(
     if (job.signal.aborted) throw job.signal.reason;
     if (stop.aborted || error instanceof AnswerStopped) {
       // What was streamed stands: the deltas sent so far equal the final text.
-      void log.write(
+      log.write(
         coordinator,
         'info',
         'stop',
@@ -129,15 +135,19 @@ export async function answerMessage(
           ? 'stopped: nobody is connected'
           : 'stopped: cancelled',
       );
-      await log.close(coordinator);
+      log.close(coordinator);
       final = replyEnd(ctx, messageId, reply, { cancelled: true });
       if (reply.text) turns.push({ role: 'assistant', content: reply.text, id: messageId });
       outcome = 'cancelled';
     } else {
       const failure = classify(error, timeout.aborted);
       ctx.log.warn({ err: error, sessionId, messageId, code: failure.code }, 'answer failed');
-      void log.write(coordinator, 'error', 'failure', failure.message);
-      await log.close(coordinator).catch(() => undefined);
+      log.write(coordinator, 'error', 'failure', failure.message);
+      try {
+        log.close(coordinator);
+      } catch {
+        // the answer ends with an error anyway
+      }
       final = { type: 'error', code: failure.code, message: failure.message, replyTo: messageId };
       outcome =
         failure.code === 'llm_unavailable' || failure.code === 'rate_limited'
@@ -155,13 +165,20 @@ export async function answerMessage(
         ctx.log.warn({ err: error, sessionId }, 'could not record the tokens spent');
       });
   }
-  const finished = await ctx.inbox.finish(sessionId, fence, messageId, final, turns);
+  // What is still queued goes in the final step, before the final event. After a failed write,
+  // an error ending drops it (nothing is written after a failure); any other ending needs it.
+  const endsInError = final.type === 'error';
+  const before = await writer.drain().catch((error: unknown) => {
+    if (endsInError && !(error instanceof LeaseLostError)) return [];
+    throw error;
+  });
+  const finished = await ctx.inbox.finish(sessionId, fence, messageId, final, turns, before);
   if (!finished) throw new LeaseLostError('fenced out at finish');
   return { outcome, waiting: finished.waiting };
 }
 
 interface SpeakIO {
-  emit: (body: SessionEventBody) => Promise<void>;
+  emit: (body: SessionEventBody) => void;
   log: AgentLog;
   observer: ModelObserver;
   signal: AbortSignal;
@@ -195,7 +212,7 @@ async function speakInto(
     reply.outputTokens += turn.outputTokens;
   } finally {
     // Whatever was streamed is sent, so that the deltas always add up to the reply's text.
-    await coalescer.flush();
+    coalescer.flush();
   }
 }
 
@@ -212,7 +229,7 @@ async function act(
   reply.outputTokens += turn.outputTokens;
   const summary =
     turn.text.trim() || (ctx.model.offline ? 'offline: nothing to do without a model' : 'done');
-  void io.log.write(agent.name, 'info', 'summary', summary);
+  io.log.write(agent.name, 'info', 'summary', summary);
 }
 
 /** System prompt with graph notes, the history that fits, the message; helpers see the reply so far. */
@@ -223,8 +240,9 @@ function promptFor(
   text: string,
   reply?: Reply,
 ): ChatMessage[] {
-  const notes = ctx.knowledge
-    .search(text, 5)
+  // A model that reads only the message (offline, echo) gets no graph notes.
+  const hits = ctx.model.readsContext === false ? [] : ctx.knowledge.search(text, 5);
+  const notes = hits
     .map(({ node }) => `- ${node.id}: ${node.label} (${node.type}): ${node.description ?? ''}`)
     .join('\n');
   const system = notes
@@ -253,15 +271,10 @@ function observeModel(ctx: WorkerContext, log: AgentLog): ModelObserver {
   return {
     retry: (reason, attempt) => {
       ctx.metrics.llmRetry(ctx.model.model, reason);
-      void log.write(
-        coordinator,
-        'warn',
-        'retry',
-        `model call failed (${reason}); retry ${attempt}`,
-      );
+      log.write(coordinator, 'warn', 'retry', `model call failed (${reason}); retry ${attempt}`);
     },
     breaker: (state) =>
-      void log.write(
+      log.write(
         coordinator,
         state === 'closed' ? 'info' : 'warn',
         'breaker',

@@ -1,5 +1,5 @@
 import { DelayedError, type Job } from 'bullmq';
-import type { ChatJobData } from '@chorus/state';
+import type { ChatJobData, MessageInbox } from '@chorus/state';
 import { answerMessage } from './answer-message.js';
 import { LeaseKeeper, LeaseLostError } from './lease-keeper.js';
 import type { WorkerContext } from './worker-context.js';
@@ -7,60 +7,103 @@ import type { WorkerContext } from './worker-context.js';
 /** How long a job waits before it checks again whether its session is free. */
 const BUSY_RETRY_MS = 300;
 
+type Claim = Awaited<ReturnType<MessageInbox['claim']>>;
+
 /**
  * Processes one chat job. The job's message is answered by whichever worker holds the session's
  * lease, in inbox order: either this one (which then answers every waiting message of the session)
  * or another, in which case this job waits and checks again until its message is done.
+ * Each message is claimed in one step (lease, inbox head, cancel request, history) and ended in
+ * one (its queued events, final event, inbox, history, lease).
  */
 export function createChatProcessor(ctx: WorkerContext, shutdown: AbortSignal) {
+  const withHistory = ctx.model.readsContext !== false;
+  const leaseTtlMs = ctx.settings.leaseTtlMs;
   return async (job: Job<ChatJobData>, token?: string): Promise<string> => {
     const { sessionId, messageId } = job.data;
-    const record = await ctx.inbox.get(sessionId, messageId);
-    if (!record || record.state === 'done') return 'already answered';
-    const fence = await ctx.lease.acquire(sessionId);
-    if (fence === null) {
-      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
-      throw new DelayedError();
-    }
-    const keeper = new LeaseKeeper(ctx.lease, sessionId, fence, ctx.settings.leaseTtlMs, ctx.log);
-    const signal = AbortSignal.any([keeper.lost.signal, shutdown]);
-    const done = ctx.metrics.jobStarted();
+    // Cancel requests published from here on are remembered: the claim reads the earlier ones.
+    const hold = ctx.cancels.hold(sessionId);
     try {
-      for (;;) {
-        const head = await ctx.inbox.head(sessionId);
-        if (!head) {
-          await ctx.lease.release(sessionId, fence);
-          return 'nothing waiting';
-        }
-        const started = performance.now();
-        const { outcome, waiting } = await answerMessage(ctx, {
-          sessionId,
-          fence,
-          messageId: head.id,
-          record: head.record,
-          signal,
-        });
-        ctx.metrics.jobFinished(outcome, (performance.now() - started) / 1000);
-        ctx.log.info({ sessionId, messageId: head.id, jobId: job.id, outcome }, 'message answered');
-        if (waiting === 0) {
-          await ctx.lease.untrack(sessionId);
-          return 'answered';
-        }
-      }
-    } catch (error) {
-      if (error instanceof LeaseLostError) {
-        // Whoever holds the session now answers it; this job checks back until its message is done.
-        ctx.metrics.jobFinished('lease_lost', 0);
-        ctx.log.warn({ sessionId, jobId: job.id }, 'lease lost; checking back later');
+      const claim: Claim = await ctx.inbox.claim(sessionId, {
+        heldFence: null,
+        jobMessageId: messageId,
+        leaseTtlMs,
+        withHistory,
+      });
+      if (claim.status === 'answered') return 'already answered';
+      if (claim.status === 'busy') {
         await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
         throw new DelayedError();
       }
-      // Shutdown or Redis trouble: give the session back so another attempt starts at once.
-      await ctx.lease.release(sessionId, fence).catch(() => undefined);
-      throw error;
+      if (claim.status !== 'claimed') return 'nothing waiting';
+      return await answerAll(ctx, job, token, claim, shutdown, withHistory);
     } finally {
-      keeper.stop();
-      done();
+      hold.release();
     }
   };
+}
+
+/** Answers the session's messages, from the one claimed, until none waits. */
+async function answerAll(
+  ctx: WorkerContext,
+  job: Job<ChatJobData>,
+  token: string | undefined,
+  first: Extract<Claim, { status: 'claimed' }>,
+  shutdown: AbortSignal,
+  withHistory: boolean,
+): Promise<string> {
+  const { sessionId } = job.data;
+  const { fence } = first;
+  const warn = (what: string) => (error: unknown) =>
+    ctx.log.warn({ err: error, sessionId }, `could not ${what} the session's processing count`);
+  // Not awaited: the count is a figure for /health; the same connection sends the untrack later.
+  ctx.lease.track(sessionId).catch(warn('add to'));
+  const keeper = new LeaseKeeper(ctx.lease, sessionId, fence, ctx.settings.leaseTtlMs, ctx.log);
+  const signal = AbortSignal.any([keeper.lost.signal, shutdown]);
+  const done = ctx.metrics.jobStarted();
+  try {
+    let head: Claim = first;
+    for (;;) {
+      if (head.status === 'lost') throw new LeaseLostError('lease lost');
+      if (head.status !== 'claimed') {
+        await ctx.lease.release(sessionId, fence);
+        return 'nothing waiting';
+      }
+      const started = performance.now();
+      const { outcome, waiting } = await answerMessage(ctx, {
+        sessionId,
+        fence,
+        messageId: head.id,
+        record: head.record,
+        cancelRequested: head.cancelRequested,
+        history: head.history,
+        signal,
+      });
+      ctx.metrics.jobFinished(outcome, (performance.now() - started) / 1000);
+      ctx.log.info({ sessionId, messageId: head.id, jobId: job.id, outcome }, 'message answered');
+      if (waiting === 0) {
+        ctx.lease.untrack(sessionId).catch(warn('remove from'));
+        return 'answered';
+      }
+      head = await ctx.inbox.claim(sessionId, {
+        heldFence: fence,
+        leaseTtlMs: ctx.settings.leaseTtlMs,
+        withHistory,
+      });
+    }
+  } catch (error) {
+    if (error instanceof LeaseLostError) {
+      // Whoever holds the session now answers it; this job checks back until its message is done.
+      ctx.metrics.jobFinished('lease_lost', 0);
+      ctx.log.warn({ sessionId, jobId: job.id }, 'lease lost; checking back later');
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    // Shutdown or Redis trouble: give the session back so another attempt starts at once.
+    await ctx.lease.release(sessionId, fence).catch(() => undefined);
+    throw error;
+  } finally {
+    keeper.stop();
+    done();
+  }
 }

@@ -1,30 +1,36 @@
 /**
  * Gathers streamed text and writes it at most once per window, in order, so a long reply costs
- * tens of events rather than one per token. A failed write surfaces on the next push or flush.
+ * tens of events rather than one per token. `write` only queues (see EventWriter); a write that
+ * throws from the window's timer surfaces on the next push or flush.
  */
 export class DeltaCoalescer {
   private buffer = '';
   private timer: NodeJS.Timeout | null = null;
-  private writing: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
 
   constructor(
     private readonly windowMs: number,
-    private readonly write: (text: string) => Promise<void>,
+    private readonly write: (text: string) => void,
   ) {}
 
   push(text: string): void {
     if (this.failure) throw this.failure;
     this.buffer += text;
     if (this.windowMs === 0) this.drain();
-    else this.timer ??= setTimeout(() => this.drain(), this.windowMs);
+    else
+      this.timer ??= setTimeout(() => {
+        try {
+          this.drain();
+        } catch (error) {
+          this.failure ??= error instanceof Error ? error : new Error(String(error));
+        }
+      }, this.windowMs);
   }
 
-  /** Writes what is buffered and waits for every write so far. */
-  async flush(): Promise<void> {
-    this.drain();
-    await this.writing;
+  /** Writes what is buffered now. */
+  flush(): void {
     if (this.failure) throw this.failure;
+    this.drain();
   }
 
   /** Drops what is buffered and stops the timer (the reply ends another way). */
@@ -40,10 +46,6 @@ export class DeltaCoalescer {
     if (this.buffer === '') return;
     const text = this.buffer;
     this.buffer = '';
-    this.writing = this.writing
-      .then(() => this.write(text))
-      .catch((error: unknown) => {
-        this.failure ??= error instanceof Error ? error : new Error(String(error));
-      });
+    this.write(text);
   }
 }

@@ -13,10 +13,14 @@ export class AnswerStopped extends Error {
 
 /**
  * Cancel requests from any gateway reach every worker on one channel; the worker answering the
- * message aborts it. Requests for messages not yet started are found in Redis when they start.
+ * message aborts it. Requests for messages not yet started are found in Redis when they start
+ * (MessageInbox.claim); a job holds its session (`hold`) from before that read to its end, so that
+ * a request published in between is remembered here instead of falling through.
  */
 export class CancelListener {
   private readonly answering = new Map<string, AbortController>();
+  /** Sessions held by a job: the ids whose cancel was heard meanwhile. */
+  private readonly held = new Map<string, { holders: number; requested: Set<string> }>();
 
   constructor(
     private readonly subscriber: Redis,
@@ -24,8 +28,10 @@ export class CancelListener {
     private readonly log: Logger,
   ) {
     subscriber.on('message', (channel: string, raw: string) => {
-      if (channel === keys.cancelChannel)
-        this.answering.get(raw)?.abort(new AnswerStopped('cancelled'));
+      if (channel !== keys.cancelChannel) return;
+      const newline = raw.indexOf('\n');
+      if (newline >= 0) this.held.get(raw.slice(0, newline))?.requested.add(raw.slice(newline + 1));
+      this.answering.get(raw)?.abort(new AnswerStopped('cancelled'));
     });
   }
 
@@ -33,11 +39,35 @@ export class CancelListener {
     await this.subscriber.subscribe(this.keys.cancelChannel);
   }
 
-  /** Register before checking Redis for an earlier request, so that no request falls between. */
+  /** Remembers the session's cancel requests until `release`; call before reading Redis. */
+  hold(sessionId: string): { release(): void } {
+    let entry = this.held.get(sessionId);
+    if (!entry) {
+      entry = { holders: 0, requested: new Set() };
+      this.held.set(sessionId, entry);
+    }
+    entry.holders++;
+    const held = entry;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.holders === 0 && this.held.get(sessionId) === held) this.held.delete(sessionId);
+      },
+    };
+  }
+
+  /**
+   * Register before checking Redis for an earlier request, or while the session is held, so
+   * that no request falls between; aborted at once for a request heard while held.
+   */
   watch(sessionId: string, messageId: string): { signal: AbortSignal; release(): void } {
     const key = `${sessionId}\n${messageId}`;
     const controller = new AbortController();
     this.answering.set(key, controller);
+    if (this.held.get(sessionId)?.requested.has(messageId))
+      controller.abort(new AnswerStopped('cancelled'));
     return {
       signal: controller.signal,
       release: () => {
@@ -53,33 +83,76 @@ export class CancelListener {
   }
 }
 
+interface Watched {
+  sessionId: string;
+  aloneSince: number | null;
+  controller: AbortController;
+}
+
 /**
  * Disconnect is not stop: an answer goes on while its session has no socket, for up to
- * `graceMs`, and is then abandoned to save tokens.
+ * `graceMs`, and is then abandoned to save tokens. One timer per worker checks the sessions of
+ * every answer in progress (not one per answer), every `graceMs / 4` (50 ms to 1 s).
  */
-export function watchForAbandonment(
-  directory: SessionDirectory,
-  sessionId: string,
-  graceMs: number,
-  log: Logger,
-): { signal: AbortSignal; release(): void } {
-  const controller = new AbortController();
-  let aloneSince: number | null = null;
-  const timer = setInterval(
-    () => {
-      directory.socketCount(sessionId).then(
-        (count) => {
-          if (count > 0) aloneSince = null;
-          else aloneSince ??= Date.now();
-          if (aloneSince !== null && Date.now() - aloneSince >= graceMs) {
-            clearInterval(timer);
-            controller.abort(new AnswerStopped('abandoned'));
-          }
-        },
-        (error: unknown) => log.warn({ err: error, sessionId }, 'socket check failed'),
-      );
-    },
-    Math.max(50, Math.min(1_000, graceMs / 4)),
-  );
-  return { signal: controller.signal, release: () => clearInterval(timer) };
+export class AbandonmentWatch {
+  private readonly watched = new Set<Watched>();
+  private timer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private readonly intervalMs: number;
+
+  constructor(
+    private readonly directory: SessionDirectory,
+    private readonly graceMs: number,
+    private readonly log: Logger,
+  ) {
+    this.intervalMs = Math.max(50, Math.min(1_000, graceMs / 4));
+  }
+
+  watch(sessionId: string): { signal: AbortSignal; release(): void } {
+    const entry: Watched = { sessionId, aloneSince: null, controller: new AbortController() };
+    this.watched.add(entry);
+    this.timer ??= setInterval(() => this.check(), this.intervalMs);
+    return {
+      signal: entry.controller.signal,
+      release: () => {
+        this.watched.delete(entry);
+        if (this.watched.size === 0 && this.timer) {
+          clearInterval(this.timer);
+          this.timer = null;
+        }
+      },
+    };
+  }
+
+  private check(): void {
+    if (this.checking) return;
+    this.checking = true;
+    const entries = [...this.watched];
+    const sessions = [...new Set(entries.map((entry) => entry.sessionId))];
+    void Promise.all(
+      sessions.map((sessionId) =>
+        this.directory.socketCount(sessionId).then(
+          (count): [string, number] => [sessionId, count],
+          (error: unknown): [string, number] => {
+            this.log.warn({ err: error, sessionId }, 'socket check failed');
+            return [sessionId, -1];
+          },
+        ),
+      ),
+    ).then((counts) => {
+      this.checking = false;
+      const bySession = new Map(counts);
+      const now = Date.now();
+      for (const entry of entries) {
+        const count = bySession.get(entry.sessionId) ?? -1;
+        if (count < 0 || !this.watched.has(entry)) continue;
+        if (count > 0) entry.aloneSince = null;
+        else entry.aloneSince ??= now;
+        if (entry.aloneSince !== null && now - entry.aloneSince >= this.graceMs) {
+          this.watched.delete(entry);
+          entry.controller.abort(new AnswerStopped('abandoned'));
+        }
+      }
+    });
+  }
 }

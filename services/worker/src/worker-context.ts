@@ -10,7 +10,7 @@ import type { GraphTools } from './knowledge/graph-tools.js';
 import type { KnowledgeBase } from './knowledge/knowledge-base.js';
 import type { TeamSpec } from './team/team-config.js';
 import type { ChatModel } from './providers/chat-model.js';
-import type { CancelListener } from './stop-signals.js';
+import type { AbandonmentWatch, CancelListener } from './stop-signals.js';
 
 export interface WorkerSettings {
   workerId: string;
@@ -34,6 +34,7 @@ export interface WorkerContext {
   budget: TokenBudget;
   directory: SessionDirectory;
   cancels: CancelListener;
+  abandonment: AbandonmentWatch;
   knowledge: KnowledgeBase;
   tools: GraphTools;
   team: TeamSpec;

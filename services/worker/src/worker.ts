@@ -24,7 +24,7 @@ import { giveUp } from './give-up.js';
 import { GraphTools } from './knowledge/graph-tools.js';
 import { DEFAULT_TEAM_FILE, loadTeam } from './team/team-config.js';
 import { startMetricsServer } from './metrics-server.js';
-import { CancelListener } from './stop-signals.js';
+import { AbandonmentWatch, CancelListener } from './stop-signals.js';
 import { createModel } from './providers/create-model.js';
 import type { WorkerContext } from './worker-context.js';
 
@@ -79,6 +79,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   else if (model.offline)
     log.warn('no model configured: answering offline from the knowledge graph');
 
+  const directory = new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS);
   const ctx: WorkerContext = {
     settings: {
       workerId: config.WORKER_ID,
@@ -100,8 +101,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     }),
     lease: new SessionLease(redis, keys, config.LEASE_TTL_MS),
     budget: new TokenBudget(redis, keys, config.MODEL_TOKENS_PER_SESSION_PER_HOUR),
-    directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
+    directory,
     cancels,
+    abandonment: new AbandonmentWatch(directory, config.REPLY_GRACE_MS, log),
     knowledge,
     tools: new GraphTools(graphStore, knowledge),
     team,

@@ -44,6 +44,11 @@ export interface ChatModel {
   readonly model: string;
   /** True for the offline provider, which answers without any model. */
   readonly offline: boolean;
+  /**
+   * False for providers that read only the last user message (offline, echo): the worker then
+   * reads no history and looks up no graph notes for their prompts. Default true.
+   */
+  readonly readsContext?: boolean;
   stream(request: ChatRequest, observer?: ModelObserver): AsyncIterable<ModelChunk>;
 }
 

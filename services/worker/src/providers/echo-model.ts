@@ -7,6 +7,7 @@ import type { ChatModel, ChatRequest, ModelChunk } from './chat-model.js';
 export class EchoModel implements ChatModel {
   readonly offline = true;
   readonly model = 'echo';
+  readonly readsContext = false;
 
   constructor(private readonly deltas: number) {}
 

@@ -12,6 +12,7 @@ export const OFFLINE_NOTICE =
 export class OfflineModel implements ChatModel {
   readonly offline = true;
   readonly model = 'offline';
+  readonly readsContext = false;
 
   constructor(
     private readonly knowledge: KnowledgeBase,

@@ -36,7 +36,7 @@ export async function routeMessage(
     try {
       const route = await routeByModel(ctx, text, signal, observer, usage);
       if (route) return route;
-      void log.write(
+      log.write(
         team.coordinator.name,
         'warn',
         'routing',
@@ -45,7 +45,7 @@ export async function routeMessage(
     } catch (error) {
       if (signal.aborted) throw error;
       const reason = error instanceof Error ? error.message : 'unknown error';
-      void log.write(
+      log.write(
         team.coordinator.name,
         'warn',
         'routing',

@@ -52,14 +52,9 @@ export async function runAgent(
     if (result.calls.length === 0) break;
     messages.push({ role: 'assistant', content: result.text || null, toolCalls: result.calls });
     for (const call of result.calls) {
-      void io.log.write(
-        agent.name,
-        'info',
-        'tool',
-        `${call.name}(${call.arguments.slice(0, 120)})`,
-      );
+      io.log.write(agent.name, 'info', 'tool', `${call.name}(${call.arguments.slice(0, 120)})`);
       const outcome = await ctx.tools.run(call.name, call.arguments);
-      void io.log.write(agent.name, outcome.ok ? 'info' : 'warn', 'tool-result', outcome.summary);
+      io.log.write(agent.name, outcome.ok ? 'info' : 'warn', 'tool-result', outcome.summary);
       messages.push({ role: 'tool', toolCallId: call.id, content: outcome.content });
     }
   }

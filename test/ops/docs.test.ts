@@ -43,7 +43,11 @@ function configurationTables(file: string): { gateway: Row[]; worker: Row[] } {
 const readme = configurationTables('README.md');
 const operations = configurationTables('docs/operations.md');
 
-const valueOf = (config: object, key: string): unknown => (config as Record<string, unknown>)[key];
+/** A setting as the table writes it: REDIS_URL parses to a target that keeps its URL. */
+const valueOf = (config: object, key: string): unknown => {
+  const value = (config as Record<string, unknown>)[key];
+  return typeof value === 'object' && value !== null && 'url' in value ? value.url : value;
+};
 
 /** A few defaults that are not literal values. */
 const NOT_LITERAL = /<|required|unset|default|shipped/;

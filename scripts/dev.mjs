@@ -54,6 +54,12 @@ function start(name, command, args, env) {
 
 async function redisUrl() {
   const candidate = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  // A bare PING can probe only a plain redis:// URL without credentials; any other form
+  // (TLS, password, +cluster, +sentinel) is used as given, and the services report on it.
+  if (!/^redis:\/\/[^@]*$/.test(candidate)) {
+    log('dev', 'using REDIS_URL as given');
+    return candidate;
+  }
   if (await redisAnswers(candidate)) {
     log('dev', `using Redis at ${candidate}`);
     return candidate;

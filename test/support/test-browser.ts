@@ -86,8 +86,14 @@ export class TestBrowser {
   /** The first frame (from the start of the recording) that matches, waiting if needed. */
   waitFor(match: (frame: Frame) => boolean, timeoutMs = 15_000, from = 0): Promise<Frame> {
     return new Promise((resolve, reject) => {
+      // Each check looks only at frames it has not seen yet: a long recording stays linear.
+      let scanned = from;
       const check = () => {
-        const found = this.frames.slice(from).find(match);
+        let found: Frame | undefined;
+        while (!found && scanned < this.frames.length) {
+          const frame = this.frames[scanned++]!;
+          if (match(frame)) found = frame;
+        }
         if (found) {
           done();
           resolve(found);

@@ -13,7 +13,7 @@ import {
   type ChatMessage,
   type ModelObserver,
 } from './providers/chat-model.js';
-import { AnswerStopped } from './stop-signals.js';
+import { AnswerStopped, type StopScope } from './stop-signals.js';
 import { AgentLog } from './team/agent-log.js';
 import { fitHistory } from './team/memory.js';
 import { routeMessage } from './team/routing.js';
@@ -31,7 +31,7 @@ export interface Assignment {
   /** The conversation so far (empty for a model that reads no context). */
   history: HistoryTurn[];
   /** Aborts when the lease is lost or the worker gives the job back. */
-  signal: AbortSignal;
+  stop: StopScope;
 }
 
 export type AnswerOutcome =
@@ -65,11 +65,22 @@ export async function answerMessage(
   const log = new AgentLog(emit, ctx.settings.agentLogMax);
   const coordinator = ctx.team.coordinator.name;
   const observer = observeModel(ctx, log);
-  const cancel = ctx.cancels.watch(sessionId, messageId);
-  const abandon = ctx.abandonment.watch(sessionId);
-  const timeout = AbortSignal.timeout(ctx.settings.jobTimeoutMs);
-  const stop = AbortSignal.any([cancel.signal, abandon.signal]);
-  const signal = AbortSignal.any([job.signal, timeout, stop]);
+  // One scope per answer, aborted by the job's (lease lost, shutdown), a cancel, nobody
+  // connected for the grace period, or the job timeout; the flags say which.
+  const scope = job.stop.child();
+  const signal = scope.signal;
+  const stopped = { cancelled: false, abandoned: false };
+  let timedOut = false;
+  const stopWith = (reason: AnswerStopped) => {
+    stopped[reason.why] = true;
+    scope.abort(reason);
+  };
+  const cancel = ctx.cancels.watch(sessionId, messageId, stopWith);
+  const abandon = ctx.abandonment.watch(sessionId, stopWith);
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    scope.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+  }, ctx.settings.jobTimeoutMs);
   const reply: Reply = {
     lead: ctx.team.defaultLead,
     agents: [],
@@ -79,6 +90,8 @@ export async function answerMessage(
   };
   const turns: HistoryTurn[] = [{ role: 'user', content: record.text, id: messageId }];
   let final: ReplyEndEvent | SessionErrorEvent;
+  /** The events still queued, for the final step. */
+  let before: string[] | null = null;
   let outcome: AnswerOutcome;
   try {
     emit({ type: 'status', state: 'processing', replyTo: messageId });
@@ -114,7 +127,8 @@ export async function answerMessage(
       }
     }
     log.close(coordinator);
-    await writer.settle();
+    // Surfaces a failed write before the answer is called complete; hands over what is queued.
+    before = await writer.drain();
     final = replyEnd(ctx, messageId, reply, {
       ...(reply.outputTokens > 0
         ? { usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens } }
@@ -124,14 +138,14 @@ export async function answerMessage(
     outcome = 'completed';
   } catch (error) {
     if (error instanceof LeaseLostError) throw error;
-    if (job.signal.aborted) throw job.signal.reason;
-    if (stop.aborted || error instanceof AnswerStopped) {
+    if (job.stop.aborted) throw job.stop.signal.reason;
+    if (stopped.cancelled || stopped.abandoned || error instanceof AnswerStopped) {
       // What was streamed stands: the deltas sent so far equal the final text.
       log.write(
         coordinator,
         'info',
         'stop',
-        stop.aborted && !cancel.signal.aborted
+        stopped.abandoned && !stopped.cancelled
           ? 'stopped: nobody is connected'
           : 'stopped: cancelled',
       );
@@ -140,7 +154,7 @@ export async function answerMessage(
       if (reply.text) turns.push({ role: 'assistant', content: reply.text, id: messageId });
       outcome = 'cancelled';
     } else {
-      const failure = classify(error, timeout.aborted);
+      const failure = classify(error, timedOut);
       ctx.log.warn({ err: error, sessionId, messageId, code: failure.code }, 'answer failed');
       log.write(coordinator, 'error', 'failure', failure.message);
       try {
@@ -157,6 +171,8 @@ export async function answerMessage(
   } finally {
     cancel.release();
     abandon.release();
+    clearTimeout(timeout);
+    scope.release();
   }
   if (!ctx.model.offline) {
     await ctx.budget
@@ -168,7 +184,7 @@ export async function answerMessage(
   // What is still queued goes in the final step, before the final event. After a failed write,
   // an error ending drops it (nothing is written after a failure); any other ending needs it.
   const endsInError = final.type === 'error';
-  const before = await writer.drain().catch((error: unknown) => {
+  before ??= await writer.drain().catch((error: unknown) => {
     if (endsInError && !(error instanceof LeaseLostError)) return [];
     throw error;
   });

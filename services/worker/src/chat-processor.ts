@@ -2,6 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { ChatJobData, MessageInbox } from '@chorus/state';
 import { answerMessage } from './answer-message.js';
 import { LeaseKeeper, LeaseLostError } from './lease-keeper.js';
+import type { StopScope } from './stop-signals.js';
 import type { WorkerContext } from './worker-context.js';
 
 /** How long a job waits before it checks again whether its session is free. */
@@ -16,7 +17,7 @@ type Claim = Awaited<ReturnType<MessageInbox['claim']>>;
  * Each message is claimed in one step (lease, inbox head, cancel request, history) and ended in
  * one (its queued events, final event, inbox, history, lease).
  */
-export function createChatProcessor(ctx: WorkerContext, shutdown: AbortSignal) {
+export function createChatProcessor(ctx: WorkerContext, shutdown: StopScope) {
   const withHistory = ctx.model.readsContext !== false;
   const leaseTtlMs = ctx.settings.leaseTtlMs;
   return async (job: Job<ChatJobData>, token?: string): Promise<string> => {
@@ -49,7 +50,7 @@ async function answerAll(
   job: Job<ChatJobData>,
   token: string | undefined,
   first: Extract<Claim, { status: 'claimed' }>,
-  shutdown: AbortSignal,
+  shutdown: StopScope,
   withHistory: boolean,
 ): Promise<string> {
   const { sessionId } = job.data;
@@ -58,8 +59,16 @@ async function answerAll(
     ctx.log.warn({ err: error, sessionId }, `could not ${what} the session's processing count`);
   // Not awaited: the count is a figure for /health; the same connection sends the untrack later.
   ctx.lease.track(sessionId).catch(warn('add to'));
-  const keeper = new LeaseKeeper(ctx.lease, sessionId, fence, ctx.settings.leaseTtlMs, ctx.log);
-  const signal = AbortSignal.any([keeper.lost.signal, shutdown]);
+  // Aborted when the lease is lost or the worker gives its jobs back.
+  const stop = shutdown.child();
+  const keeper = new LeaseKeeper(
+    ctx.lease,
+    sessionId,
+    fence,
+    ctx.settings.leaseTtlMs,
+    ctx.log,
+    stop,
+  );
   const done = ctx.metrics.jobStarted();
   try {
     let head: Claim = first;
@@ -77,7 +86,7 @@ async function answerAll(
         record: head.record,
         cancelRequested: head.cancelRequested,
         history: head.history,
-        signal,
+        stop,
       });
       ctx.metrics.jobFinished(outcome, (performance.now() - started) / 1000);
       ctx.log.info({ sessionId, messageId: head.id, jobId: job.id, outcome }, 'message answered');
@@ -104,6 +113,7 @@ async function answerAll(
     throw error;
   } finally {
     keeper.stop();
+    stop.release();
     done();
   }
 }

@@ -1,12 +1,19 @@
 import type { Logger } from '@chorus/observability';
 import type { SessionLease } from '@chorus/state';
+import type { StopScope } from './stop-signals.js';
 
-/** Renews a held lease every third of its TTL; aborts the work when the lease is lost. */
+/** Renews a held lease every third of its TTL; aborts the job's scope when the lease is lost. */
 export class LeaseKeeper {
-  readonly lost = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(lease: SessionLease, sessionId: string, fence: number, ttlMs: number, log: Logger) {
+  constructor(
+    lease: SessionLease,
+    sessionId: string,
+    fence: number,
+    ttlMs: number,
+    log: Logger,
+    private readonly scope: StopScope,
+  ) {
     this.timer = setInterval(
       () => {
         lease.renew(sessionId, fence).then(
@@ -26,7 +33,7 @@ export class LeaseKeeper {
 
   private lose(reason: string): void {
     this.stop();
-    this.lost.abort(new LeaseLostError(reason));
+    this.scope.abort(new LeaseLostError(reason));
   }
 }
 

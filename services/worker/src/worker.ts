@@ -24,7 +24,7 @@ import { giveUp } from './give-up.js';
 import { GraphTools } from './knowledge/graph-tools.js';
 import { DEFAULT_TEAM_FILE, loadTeam } from './team/team-config.js';
 import { startMetricsServer } from './metrics-server.js';
-import { AbandonmentWatch, CancelListener } from './stop-signals.js';
+import { AbandonmentWatch, CancelListener, StopScope } from './stop-signals.js';
 import { createModel } from './providers/create-model.js';
 import type { WorkerContext } from './worker-context.js';
 
@@ -110,8 +110,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     model,
   };
 
-  const shutdown = new AbortController();
-  const processChat = createChatProcessor(ctx, shutdown.signal);
+  const shutdown = new StopScope();
+  const processChat = createChatProcessor(ctx, shutdown);
   let activeJobs = 0;
   const worker = new Worker<ChatJobData>(
     CHAT_QUEUE,

@@ -26,6 +26,7 @@ function load(file: string, withPrelude: boolean): ScriptDef {
 export const SCRIPTS = {
   acceptMessage: load('accept-message-8.lua', true),
   admitConnection: load('admit-connection-2.lua', false),
+  joinSession: load('join-session-3.lua', false),
   acquireLease: load('acquire-lease-3.lua', false),
   renewLease: load('renew-lease-1.lua', false),
   releaseLease: load('release-lease-1.lua', false),

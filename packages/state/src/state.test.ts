@@ -786,3 +786,94 @@ describe('MessageInbox.claim', () => {
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
   });
 });
+
+describe('SessionDirectory.join (a socket joins its session in one script)', () => {
+  const entry = (connectionId: string, gatewayId: string, openedAt: number) => ({
+    connectionId,
+    gatewayId,
+    openedAt,
+  });
+
+  it('records the session and the socket, and tells a new session from a known one', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    const first = await directory.join(
+      session,
+      { entry: entry('c1', 'gw-a', 5), maxSockets: 8 },
+      1_000,
+    );
+    expect(first).toEqual({ existed: false, evict: [], reset: false, page: [] });
+    const again = await directory.join(
+      session,
+      { entry: entry('c2', 'gw-a', 6), maxSockets: 8 },
+      2_000,
+    );
+    expect(again.existed).toBe(true);
+    const k = keys.session(session);
+    expect(await redis.hgetall(k.meta)).toEqual({ created: '1000', lastSeen: '2000' });
+    expect(await directory.sockets(session)).toEqual([
+      entry('c1', 'gw-a', 5),
+      entry('c2', 'gw-a', 6),
+    ]);
+    for (const key of [k.meta, k.sockets]) {
+      expect(await redis.ttl(key)).toBeGreaterThan(0);
+      expect(await redis.ttl(key)).toBeLessThanOrEqual(60);
+    }
+    await directory.listUnderGateway(session, 'gw-a');
+    expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
+  });
+
+  it('names the oldest sockets on live gateways beyond the cap, and only those', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    const cluster = new ClusterDirectory(redis, keys);
+    await cluster.heartbeat('gateway', 'gw-a', {}, 10_000);
+    await cluster.heartbeat('gateway', 'gw-b', {}, 1);
+    await sleep(5);
+    const join = (e: ReturnType<typeof entry>) =>
+      directory.join(session, { entry: e, maxSockets: 2 });
+    expect((await join(entry('s-b', 'gw-a', 2_000))).evict).toEqual([]);
+    // gw-b's heartbeat lapsed: its older socket neither counts nor is evicted.
+    expect((await join(entry('s-dead', 'gw-b', 1_000))).evict).toEqual([]);
+    expect((await join(entry('s-c', 'gw-a', 3_000))).evict).toEqual([]);
+    // Ids sort the other way round from age: only openedAt orders them.
+    expect((await join(entry('s-a', 'gw-a', 4_000))).evict).toEqual([entry('s-b', 'gw-a', 2_000)]);
+    // A gateway without a heartbeat yet still counts its own new socket.
+    expect((await join(entry('s-0', 'gw-new', 5_000))).evict).toEqual([
+      entry('s-b', 'gw-a', 2_000),
+      entry('s-c', 'gw-a', 3_000),
+    ]);
+    const none = await directory.join(session, {
+      entry: entry('s-x', 'gw-a', 6_000),
+      maxSockets: 0,
+    });
+    expect(none.evict).toEqual([]);
+  });
+
+  it('reads the first replay page after lastEventId, or the log from its start on a reset', async () => {
+    const directory = new SessionDirectory(redis, keys, 60);
+    const stream = keys.session(session).events;
+    const join = (replayAfter: string, pageSize = 200) =>
+      directory.join(session, {
+        entry: entry('c1', 'gw-a', 1),
+        maxSockets: 8,
+        replayAfter,
+        pageSize,
+      });
+    // An empty log: anything is older than every retained event.
+    expect(await join('0-0')).toMatchObject({ reset: true, page: [] });
+    expect(await join('5-0')).toMatchObject({ reset: true, page: [] });
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++)
+      ids.push((await redis.xadd(stream, `${i}0-0`, 'e', `{"n":${i}}`))!);
+    const page = (from: number, to: number) =>
+      ids.slice(from, to).map((eventId, i) => ({ eventId, body: `{"n":${from + i + 1}}` }));
+    expect(await join(ids[1]!)).toMatchObject({ reset: false, page: page(2, 5) });
+    expect(await join(ids[1]!, 2)).toMatchObject({ reset: false, page: page(2, 4) });
+    expect(await join(ids[4]!)).toMatchObject({ reset: false, page: [] });
+    // Between two retained events: still a replay, from the next one.
+    expect(await join('25-0')).toMatchObject({ reset: false, page: page(2, 5) });
+    expect(await join('0-0')).toMatchObject({ reset: true, page: page(0, 5) });
+    await redis.xtrim(stream, 'MAXLEN', 3);
+    expect(await join(ids[0]!)).toMatchObject({ reset: true, page: page(2, 5) });
+    expect(await join(ids[2]!)).toMatchObject({ reset: false, page: page(3, 5) });
+  });
+});

@@ -5,7 +5,7 @@ import {
   type ClientFrame,
 } from '@chorus/protocol';
 import { enqueueChat } from '@chorus/state';
-import type { Socket } from './connection.js';
+import { type Socket, connOf } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
 import { replay } from './replay.js';
 import { sendFrame } from './send.js';
@@ -18,7 +18,7 @@ export async function handleFrame(
   text: string,
   byteLength: number,
 ): Promise<void> {
-  const conn = ws.getUserData();
+  const conn = connOf(ws);
   const parsed = parseClientFrame(text, byteLength, {
     maxMessageBytes: ctx.settings.maxMessageBytes,
   });
@@ -75,7 +75,7 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
 
 /** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
 async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
-  const { sessionId } = ws.getUserData();
+  const { sessionId } = connOf(ws);
   const result = await ctx.inbox.accept(sessionId, {
     id: frame.id,
     text: frame.text,
@@ -108,7 +108,7 @@ async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Pr
  * error carries no `replyTo`, since that message's one ending is (or will be) elsewhere.
  */
 async function cancelChat(ws: Socket, ctx: GatewayContext, frame: CancelFrame): Promise<void> {
-  const { sessionId } = ws.getUserData();
+  const { sessionId } = connOf(ws);
   const record = await ctx.inbox.get(sessionId, frame.id);
   if (!record || record.state === 'done') {
     sendFrame(ws, ctx.stats, {

@@ -11,7 +11,6 @@ import type {
   SessionDirectory,
   SessionEvents,
 } from '@chorus/state';
-import type { Socket } from './connection.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { SessionFanout } from './session-fanout.js';
 import type { ReplicaStats } from './replica-stats.js';
@@ -51,7 +50,5 @@ export interface GatewayContext {
   fanout: SessionFanout;
   stats: ReplicaStats;
   firstDelta: FirstDeltaClock;
-  /** Every open socket of this gateway (for the liveness sweep and drain). */
-  sockets: Set<Socket>;
   draining: boolean;
 }

@@ -15,10 +15,10 @@ import {
   SessionEvents,
 } from '@chorus/state';
 
-import type { Socket } from './connection.js';
+import { clock, connOf, TICK_MS, type Socket } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
 import { FirstDeltaClock } from './first-delta-clock.js';
-import { HealthReporter } from './health.js';
+import { HEALTH_REFRESH_MS, HealthReporter } from './health.js';
 import { loadIndexHtml, registerHttpRoutes } from './http-routes.js';
 import { ReplicaStats } from './replica-stats.js';
 import { SessionFanout } from './session-fanout.js';
@@ -105,12 +105,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log),
     firstDelta,
     stats,
-    sockets: new Set<Socket>(),
     draining: false,
   };
+  stats.countSessionsWith(ctx.fanout);
   ctx.queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
 
-  const { sockets } = ctx;
+  const { fanout } = ctx;
   app.ws('/ws', wsBehavior(ctx));
   const health = new HealthReporter(ctx, startedAt, uwsNative);
   registerHttpRoutes(app, { ctx, health, registry, indexHtml: loadIndexHtml() });
@@ -158,17 +158,20 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     log.warn({ err: error }, 'first heartbeat failed; Redis unreachable?'),
   );
   const loops = [
+    startLoop('health', HEALTH_REFRESH_MS, () => health.refresh(), log, countError),
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
     startLoop(
       'liveness',
       Math.min(config.HEARTBEAT_MS / 2, 5_000),
       () => {
-        const deadline = Date.now() - 2 * config.HEARTBEAT_MS;
-        for (const ws of sockets) {
-          const conn = ws.getUserData();
-          if (!conn.closed && conn.lastSeen < deadline)
-            ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
-        }
+        const deadline = clock() - Math.ceil((2 * config.HEARTBEAT_MS) / TICK_MS);
+        const silent: Socket[] = [];
+        fanout.forEachSocket((ws) => {
+          const conn = connOf(ws);
+          if (!conn.closed && conn.lastSeen < deadline) silent.push(ws);
+        });
+        for (const ws of silent)
+          ws.end(CloseCode.heartbeatTimeout, 'no ping within twice heartbeatMs');
         firstDelta.forgetOld();
       },
       log,
@@ -192,11 +195,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const stop = async () => {
     ctx.draining = true;
     metrics.drainStarted();
-    log.info({ sockets: sockets.size }, 'draining: closing sockets with 1001');
-    for (const ws of [...sockets]) ws.end(CloseCode.draining, 'gateway draining; reconnect');
+    log.info({ sockets: fanout.size }, 'draining: closing sockets with 1001');
+    for (const ws of fanout.allSockets()) ws.end(CloseCode.draining, 'gateway draining; reconnect');
     const deadline = Date.now() + config.DRAIN_TIMEOUT_MS;
-    while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const ws of [...sockets]) ws.close();
+    while (fanout.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const ws of fanout.allSockets()) ws.close();
     uws.us_listen_socket_close(listenSocket);
     await Promise.all(loops.map((loop) => loop.stop()));
     await ctx.directory.reapGateway(config.GATEWAY_ID).catch(() => undefined);

@@ -1,7 +1,8 @@
 import type { ClusterView, Figures } from '@chorus/state';
 import type { GatewayContext } from './gateway-context.js';
 
-const SNAPSHOT_MAX_AGE_MS = 1_000;
+/** How often the gateway refreshes the cluster part (`refresh`, from its loop). */
+export const HEALTH_REFRESH_MS = 1_000;
 const REDIS_PROBE_TIMEOUT_MS = 1_000;
 
 interface ClusterSnapshot {
@@ -31,12 +32,14 @@ const sum = (view: ClusterView['gateways'], figure: string) =>
   view.reduce((total, member) => total + (member.figures[figure] ?? 0), 0);
 
 /**
- * Assembles /health: this replica's figures live, the cluster's from Redis at most one second
- * old, fetched once however many requests ask at the same moment.
+ * Assembles /health: this replica's figures live, the cluster's from Redis as a background loop
+ * last read them (every second), so that a request never waits for Redis. Redis counts as down
+ * as soon as the command connection is not ready, or when the last probe failed.
  */
 export class HealthReporter {
   private snapshot: ClusterSnapshot = EMPTY;
-  private fetchedAt = 0;
+  private firstRead: Promise<ClusterSnapshot> | null = null;
+  private firstDone = false;
   private inFlight: Promise<ClusterSnapshot> | null = null;
 
   constructor(
@@ -50,7 +53,7 @@ export class HealthReporter {
     const { stats, settings } = this.ctx;
     const now = Date.now();
     const uptime = (now - this.startedAt) / 1000;
-    const redisUp = cluster.redis.status === 'up';
+    const redisUp = this.up(cluster);
     const degraded = !this.uwsNative || this.ctx.draining || cluster.view.workers.length === 0;
     const agents = Math.max(0, ...cluster.view.workers.map((w) => w.figures.agents ?? 0));
     const body = {
@@ -87,7 +90,7 @@ export class HealthReporter {
       },
       knowledge_graph: cluster.graph,
       agents,
-      redis: cluster.redis,
+      redis: redisUp ? cluster.redis : { status: 'down', latency_ms: null },
       uws: { native: this.uwsNative },
       draining: this.ctx.draining,
     };
@@ -96,15 +99,41 @@ export class HealthReporter {
 
   /** True when Redis answered recently; used by /readyz. */
   async redisUp(): Promise<boolean> {
-    return (await this.cluster()).redis.status === 'up';
+    return this.up(await this.cluster());
   }
 
-  private async cluster(): Promise<ClusterSnapshot> {
-    if (Date.now() - this.fetchedAt < SNAPSHOT_MAX_AGE_MS) return this.snapshot;
+  /** Reads the cluster part again (once, however many ask at the same moment). */
+  async refresh(): Promise<void> {
+    await this.latest();
+  }
+
+  private latest(): Promise<ClusterSnapshot> {
     this.inFlight ??= this.fetch().finally(() => {
       this.inFlight = null;
     });
     return this.inFlight;
+  }
+
+  private up(cluster: ClusterSnapshot): boolean {
+    return cluster.redis.status === 'up' && this.ctx.redis.status === 'ready';
+  }
+
+  /**
+   * The last snapshot. Only the first request waits for Redis (a snapshot read for it, however
+   * soon after start-up it comes); the loop keeps it fresh from then on.
+   */
+  private async cluster(): Promise<ClusterSnapshot> {
+    if (this.firstDone) return this.snapshot;
+    this.firstRead ??= this.freshOne().finally(() => {
+      this.firstDone = true;
+    });
+    return this.firstRead;
+  }
+
+  /** A snapshot read after now: the one in flight may have started earlier. */
+  private async freshOne(): Promise<ClusterSnapshot> {
+    if (this.inFlight) await this.inFlight;
+    return this.latest();
   }
 
   private async fetch(): Promise<ClusterSnapshot> {
@@ -139,7 +168,6 @@ export class HealthReporter {
       this.ctx.log.warn({ err: error }, 'health probe failed');
       this.snapshot = { ...this.snapshot, redis: { status: 'down', latency_ms: null } };
     }
-    this.fetchedAt = Date.now();
     return this.snapshot;
   }
 }

@@ -1,48 +1,69 @@
-import { compareEventIds } from '@chorus/protocol';
-import type { Socket } from './connection.js';
+import { compareEventIds, withEventId } from '@chorus/protocol';
+import { type Socket, connOf } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
 import { belowBufferLimit, sendFrame, sendRaw } from './send.js';
-import { withEventId } from '@chorus/protocol';
 
-const PAGE = 200;
+/** Events per page of a replay. */
+export const REPLAY_PAGE = 200;
 const BUFFER_LIMIT = 256 * 1024;
+
+/** A replay's first page, read already (with the socket's join): see SessionDirectory.join. */
+export interface FirstPage {
+  /** `lastEventId` is older than every retained event: the page starts the log. */
+  reset: boolean;
+  page: { eventId: string; body: string }[];
+}
 
 /**
  * Sends every session event after `lastEventId`, then goes live with no gap and no duplicate:
  * live events that arrive meanwhile are held back and only those past the replay are sent.
+ * With `first`, the socket was held back before that page was read.
  */
 export async function replay(
   ws: Socket,
   ctx: GatewayContext,
   lastEventId: string,
+  first?: FirstPage,
 ): Promise<'replayed' | 'reset'> {
-  const conn = ws.getUserData();
-  ctx.fanout.holdBack(ws);
+  const conn = connOf(ws);
+  if (!first) ctx.fanout.holdBack(ws);
   try {
-    const oldest = await ctx.events.oldestEventId(conn.sessionId);
-    // The client's last event was an entry of this log: older than the oldest kept means trimmed.
-    let outcome: 'replayed' | 'reset' = 'replayed';
-    let cursor = lastEventId;
-    if (oldest === null || compareEventIds(lastEventId, oldest) < 0) {
-      sendFrame(ws, ctx.stats, { type: 'reset', reason: 'history_truncated' });
-      outcome = 'reset';
-      cursor = '0-0';
+    let reset: boolean;
+    let page: FirstPage['page'];
+    if (first) {
+      ({ reset, page } = first);
+    } else {
+      const oldest = await ctx.events.oldestEventId(conn.sessionId);
+      // The client's last event was an entry of this log: older than the oldest kept means trimmed.
+      reset = oldest === null || compareEventIds(lastEventId, oldest) < 0;
+      page = await ctx.events.readAfter(conn.sessionId, reset ? '0-0' : lastEventId, REPLAY_PAGE);
     }
+    if (reset) sendFrame(ws, ctx.stats, { type: 'reset', reason: 'history_truncated' });
+    let cursor = reset ? '0-0' : lastEventId;
     for (;;) {
-      const page = await ctx.events.readAfter(conn.sessionId, cursor, PAGE);
       for (const event of page) sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
       const last = page[page.length - 1];
       if (last) cursor = last.eventId;
-      if (page.length < PAGE || conn.closed) break;
+      if (page.length < REPLAY_PAGE || conn.closed) break;
       await belowBufferLimit(ws, BUFFER_LIMIT);
+      page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
     }
     for (const pending of conn.catchingUp ?? []) {
-      if (compareEventIds(pending.eventId, cursor) > 0) sendRaw(ws, ctx.stats, pending.frame);
+      if (compareEventIds(pending.eventId, cursor) > 0) {
+        sendRaw(ws, ctx.stats, pending.frame);
+        cursor = pending.eventId;
+      }
     }
+    conn.catchingUp = null;
+    ctx.fanout.goLiveAfter(ws, cursor);
+    const outcome = reset ? 'reset' : 'replayed';
     ctx.stats.metrics.resumed(outcome);
     return outcome;
   } finally {
-    conn.catchingUp = null;
-    ctx.fanout.goLive(ws);
+    if (conn.catchingUp) {
+      // The replay failed: live from now on (the client may resume again).
+      conn.catchingUp = null;
+      ctx.fanout.goLive(ws);
+    }
   }
 }

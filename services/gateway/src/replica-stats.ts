@@ -1,30 +1,39 @@
 import type { GatewayMetrics } from '@chorus/observability';
 
+/** How many sockets of each session this replica holds (the session fan-out knows). */
+export interface SessionCounts {
+  readonly sessionCount: number;
+  socketsOf(sessionId: string): number;
+}
+
+const NO_SESSIONS: SessionCounts = { sessionCount: 0, socketsOf: () => 0 };
+
 /** This replica's own figures for /health and heartbeats, kept beside the Prometheus metrics. */
 export class ReplicaStats {
   activeConnections = 0;
   totalConnections = 0;
   totalMessages = 0;
   totalErrors = 0;
-  private readonly socketsBySession = new Map<string, number>();
+  private sessions: SessionCounts = NO_SESSIONS;
   private readonly processing = new Set<string>();
 
   constructor(readonly metrics: GatewayMetrics) {}
 
-  connectionOpened(sessionId: string): void {
+  /** Where the per-session socket counts come from (one index of sessions per gateway). */
+  countSessionsWith(sessions: SessionCounts): void {
+    this.sessions = sessions;
+  }
+
+  connectionOpened(): void {
     this.activeConnections++;
     this.totalConnections++;
-    this.socketsBySession.set(sessionId, (this.socketsBySession.get(sessionId) ?? 0) + 1);
     this.metrics.connectionOpened();
   }
 
-  connectionClosed(sessionId: string, code: number): void {
+  /** `lastHere`: the session has no other socket on this replica. */
+  connectionClosed(sessionId: string, code: number, lastHere: boolean): void {
     this.activeConnections--;
-    const left = (this.socketsBySession.get(sessionId) ?? 1) - 1;
-    if (left > 0) this.socketsBySession.set(sessionId, left);
-    else {
-      this.socketsBySession.delete(sessionId);
-      this.processing.delete(sessionId);
+    if (lastHere && this.processing.delete(sessionId)) {
       this.metrics.sessionsProcessing(this.processing.size);
     }
     this.metrics.connectionClosed(code);
@@ -41,18 +50,18 @@ export class ReplicaStats {
   }
 
   sessionState(sessionId: string, processing: boolean): void {
-    if (processing && this.socketsBySession.has(sessionId)) this.processing.add(sessionId);
+    if (processing && this.sessions.socketsOf(sessionId) > 0) this.processing.add(sessionId);
     else this.processing.delete(sessionId);
     this.metrics.sessionsProcessing(this.processing.size);
   }
 
   get uniqueSessions(): number {
-    return this.socketsBySession.size;
+    return this.sessions.sessionCount;
   }
 
   get processingConnections(): number {
     let count = 0;
-    for (const sessionId of this.processing) count += this.socketsBySession.get(sessionId) ?? 0;
+    for (const sessionId of this.processing) count += this.sessions.socketsOf(sessionId);
     return count;
   }
 }

@@ -1,5 +1,5 @@
 import type { ServerFrame } from '@chorus/protocol';
-import type { Socket } from './connection.js';
+import { type Socket, connOf } from './connection.js';
 import type { ReplicaStats } from './replica-stats.js';
 
 /** uWS `send` result codes. */
@@ -7,7 +7,7 @@ const BACKPRESSURE = 0;
 
 /** Sends one frame to one socket; a closed socket is skipped, backpressure counted. */
 export function sendRaw(ws: Socket, stats: ReplicaStats, frame: string): void {
-  if (ws.getUserData().closed) return;
+  if (connOf(ws).closed) return;
   const result = ws.send(frame, false, false);
   stats.metrics.framesSent();
   if (result === BACKPRESSURE) stats.metrics.backpressured();
@@ -19,7 +19,7 @@ export function sendFrame(ws: Socket, stats: ReplicaStats, frame: ServerFrame): 
 
 /** Resolves once the socket's send buffer is below `limit` bytes (or the socket closed). */
 export function belowBufferLimit(ws: Socket, limit: number): Promise<void> {
-  const conn = ws.getUserData();
+  const conn = connOf(ws);
   if (conn.closed || ws.getBufferedAmount() < limit) return Promise.resolve();
-  return new Promise((resolve) => conn.drainWaiters.push(resolve));
+  return new Promise((resolve) => (conn.drainWaiters ??= []).push(resolve));
 }

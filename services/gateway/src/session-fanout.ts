@@ -1,28 +1,41 @@
-import { withEventId } from '@chorus/protocol';
+import { compareEventIds, withEventId } from '@chorus/protocol';
 import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
-import { sessionTopic, type Connection, type Socket } from './connection.js';
+import { sessionTopic, type Connection, type Socket, connOf } from './connection.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
-import type { ReplicaStats } from './replica-stats.js';
+import type { ReplicaStats, SessionCounts } from './replica-stats.js';
+import { sendRaw } from './send.js';
 import type { TemplatedApp } from './uws.js';
 
-interface SessionEntry {
-  sessionId: string;
-  sockets: Set<Socket>;
-  subscribed: Promise<void>;
-}
+/** A session's sockets on this gateway: most sessions have one, so it is kept bare. */
+type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
+const ignore = () => undefined;
+
+export interface Joined {
+  /** This socket is the session's first on this gateway. */
+  first: boolean;
+  /** Settles once the session's events reach this gateway; null when they already do. */
+  subscribed: Promise<void> | null;
+}
 
 /**
  * Live delivery inside one gateway: one sharded Redis subscription (SSUBSCRIBE, so that on Redis
  * Cluster it goes to the session's shard only) per session that has a socket here,
  * each event serialised once and sent to the session's uWS topic.
+ *
+ * It is also the gateway's one index of its sockets (by session), so that a socket costs one
+ * map entry at most: no per-socket maps, sets or promises.
  */
-export class SessionFanout {
-  private readonly sessions = new Map<string, SessionEntry>();
-  private readonly byChannel = new Map<string, SessionEntry>();
-  private readonly byConnectionId = new Map<string, Socket>();
+export class SessionFanout implements SessionCounts {
+  private readonly sessions = new Map<string, Members>();
+  /** Subscriptions not confirmed yet (or failed, until the session leaves), by session. */
+  private readonly subscribing = new Map<string, Promise<void>>();
+  /** A session's channel is `<channelHead><sessionId><channelTail>`. */
+  private readonly channelHead: number;
+  private readonly channelTail: number;
+  private socketTotal = 0;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -32,93 +45,165 @@ export class SessionFanout {
     private readonly firstDelta: FirstDeltaClock,
     private readonly log: Logger,
   ) {
+    const probe = keys.session('\u0000').channel;
+    this.channelHead = probe.indexOf('\u0000');
+    this.channelTail = probe.length - this.channelHead - 1;
     subscriber.on('smessage', (channel: string, raw: string) => this.deliver(channel, raw));
   }
 
-  /** Registers a socket; resolves once the session's events reach this gateway. */
-  join(ws: Socket): Promise<void> {
-    const conn = ws.getUserData();
-    this.byConnectionId.set(conn.connectionId, ws);
-    let entry = this.sessions.get(conn.sessionId);
-    if (!entry) {
-      const channel = this.keys.session(conn.sessionId).channel;
-      entry = {
-        sessionId: conn.sessionId,
-        sockets: new Set(),
-        subscribed: this.subscriber.ssubscribe(channel).then(() => undefined),
-      };
-      this.sessions.set(conn.sessionId, entry);
-      this.byChannel.set(channel, entry);
+  /** Registers a socket, and subscribes to its session's events if it is the first here. */
+  join(ws: Socket): Joined {
+    const { sessionId } = connOf(ws);
+    this.socketTotal++;
+    const members = this.sessions.get(sessionId);
+    if (members === undefined) {
+      this.sessions.set(sessionId, ws);
+      const subscribed: Promise<void> = this.subscriber
+        .ssubscribe(this.keys.session(sessionId).channel)
+        .then(() => {
+          if (this.subscribing.get(sessionId) === subscribed) this.subscribing.delete(sessionId);
+        });
+      // Whoever joins awaits it; this only keeps a failure from counting as unhandled.
+      subscribed.catch(ignore);
+      this.subscribing.set(sessionId, subscribed);
+      return { first: true, subscribed };
     }
-    entry.sockets.add(ws);
-    return entry.subscribed;
+    if (Array.isArray(members)) members.push(ws);
+    else this.sessions.set(sessionId, [members, ws]);
+    return { first: false, subscribed: this.subscribing.get(sessionId) ?? null };
   }
 
   /** Unregisters a socket; true when it was the session's last socket on this gateway. */
   leave(ws: Socket, conn: Connection): boolean {
-    this.byConnectionId.delete(conn.connectionId);
-    const entry = this.sessions.get(conn.sessionId);
-    if (!entry) return true;
-    entry.sockets.delete(ws);
-    if (entry.sockets.size > 0) return false;
-    const channel = this.keys.session(conn.sessionId).channel;
-    this.sessions.delete(conn.sessionId);
-    this.byChannel.delete(channel);
-    this.subscriber.sunsubscribe(channel).catch((error: unknown) => {
+    const { sessionId } = conn;
+    const members = this.sessions.get(sessionId);
+    if (members === undefined) return true;
+    if (Array.isArray(members)) {
+      const at = members.indexOf(ws);
+      if (at < 0) return false;
+      members.splice(at, 1);
+      this.socketTotal--;
+      if (members.length === 1) this.sessions.set(sessionId, members[0]!);
+      return false;
+    }
+    if (members !== ws) return false;
+    this.socketTotal--;
+    this.sessions.delete(sessionId);
+    this.subscribing.delete(sessionId);
+    this.subscriber.sunsubscribe(this.keys.session(sessionId).channel).catch((error: unknown) => {
       this.stats.error('redis_unsubscribe');
-      this.log.warn({ err: error, sessionId: conn.sessionId }, 'unsubscribe failed');
+      this.log.warn({ err: error, sessionId }, 'unsubscribe failed');
     });
     return true;
   }
 
-  /** Sends a socket its session's live events from now on (after welcome or replay). */
+  /** Sends a socket its session's live events from now on (after welcome). */
   goLive(ws: Socket): void {
-    const conn = ws.getUserData();
+    const conn = connOf(ws);
+    conn.seam = null;
     if (conn.closed || conn.live) return;
     ws.subscribe(sessionTopic(conn.sessionId));
     conn.live = true;
   }
 
+  /**
+   * After a replay that ended at `lastSent`: the socket goes live with the first event past it
+   * (events up to it may still arrive from Redis, and are dropped for this socket).
+   */
+  goLiveAfter(ws: Socket, lastSent: string): void {
+    const conn = connOf(ws);
+    if (conn.closed || conn.live) return;
+    conn.seam = lastSent;
+  }
+
   /** Stops live delivery to a socket and buffers its events instead, for a replay. */
   holdBack(ws: Socket): void {
-    const conn = ws.getUserData();
+    const conn = connOf(ws);
     if (conn.live) ws.unsubscribe(sessionTopic(conn.sessionId));
     conn.live = false;
+    conn.seam = null;
     conn.catchingUp = [];
   }
 
-  /** A socket connected to this gateway, if it is here. */
-  socket(connectionId: string): Socket | undefined {
-    return this.byConnectionId.get(connectionId);
+  /** Sockets held here. */
+  get size(): number {
+    return this.socketTotal;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  socketsOf(sessionId: string): number {
+    const members = this.sessions.get(sessionId);
+    return members === undefined ? 0 : Array.isArray(members) ? members.length : 1;
+  }
+
+  /** Every socket held here (a copy: `visit` may close sockets). */
+  allSockets(): Socket[] {
+    const all: Socket[] = [];
+    for (const members of this.sessions.values()) {
+      if (Array.isArray(members)) all.push(...members);
+      else all.push(members);
+    }
+    return all;
+  }
+
+  /** Calls `visit` for every socket held here; `visit` must not close sockets. */
+  forEachSocket(visit: (ws: Socket) => void): void {
+    for (const members of this.sessions.values()) {
+      if (Array.isArray(members)) members.forEach(visit);
+      else visit(members);
+    }
   }
 
   private deliver(channel: string, raw: string): void {
-    const entry = this.byChannel.get(channel);
-    if (!entry) return;
+    const sessionId = channel.slice(this.channelHead, channel.length - this.channelTail);
+    const members = this.sessions.get(sessionId);
+    if (members === undefined) return;
     const message = decodeLiveMessage(raw);
     if (!message) {
       this.stats.error('bad_live_message');
       return;
     }
     if (message.kind === 'evict') {
-      const ws = this.byConnectionId.get(message.connectionId);
-      if (ws && !ws.getUserData().closed) ws.end(message.code, 'replaced by a newer connection');
+      const ws = Array.isArray(members)
+        ? members.find((m) => connOf(m).connectionId === message.connectionId)
+        : connOf(members).connectionId === message.connectionId
+          ? members
+          : undefined;
+      if (ws && !connOf(ws).closed) ws.end(message.code, 'replaced by a newer connection');
       return;
     }
     if (message.body.startsWith(STATUS_PREFIX)) {
-      this.stats.sessionState(entry.sessionId, message.body.includes('"state":"processing"'));
+      this.stats.sessionState(sessionId, message.body.includes('"state":"processing"'));
     }
-    this.firstDelta.event(entry.sessionId, message.body);
+    this.firstDelta.event(sessionId, message.body);
     const frame = withEventId(message.eventId, message.body);
-    this.app.publish(sessionTopic(entry.sessionId), frame);
-    let delivered = this.app.numSubscribers(sessionTopic(entry.sessionId));
-    for (const ws of entry.sockets) {
-      const conn = ws.getUserData();
-      if (conn.catchingUp) {
-        conn.catchingUp.push({ eventId: message.eventId, frame });
-        delivered++;
-      }
+    const topic = sessionTopic(sessionId);
+    this.app.publish(topic, frame);
+    let delivered = this.app.numSubscribers(topic);
+    if (Array.isArray(members)) {
+      for (const ws of members) delivered += this.notLive(ws, message.eventId, frame);
+    } else {
+      delivered += this.notLive(members, message.eventId, frame);
     }
     this.stats.metrics.framesSent(delivered);
+  }
+
+  /**
+   * An event for a socket not subscribed to the topic: held while it replays; after its replay,
+   * dropped if replayed already, else sent (then the socket is live). 1 if it was held.
+   */
+  private notLive(ws: Socket, eventId: string, frame: string): number {
+    const conn = connOf(ws);
+    if (conn.catchingUp) {
+      conn.catchingUp.push({ eventId, frame });
+      return 1;
+    }
+    if (conn.seam === null || compareEventIds(eventId, conn.seam) <= 0) return 0;
+    sendRaw(ws, this.stats, frame);
+    this.goLive(ws);
+    return 0;
   }
 }

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { CloseCode, isEventId, PROTOCOL_VERSION } from '@chorus/protocol';
 import { encodeControl } from '@chorus/state';
-import type { Connection, Socket } from './connection.js';
+import { clock, connOf, Connection, type Socket, type SocketData } from './connection.js';
 import { handleFrame } from './frame-handler.js';
 import type { GatewayContext } from './gateway-context.js';
 import { originAllowed } from './origin.js';
-import { replay } from './replay.js';
+import { replay, REPLAY_PAGE } from './replay.js';
+import type { Joined } from './session-fanout.js';
 import { sendFrame } from './send.js';
 import type { WebSocketBehavior } from 'uWebSockets.js';
 
@@ -13,7 +14,7 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 const TRY_AGAIN_LATER = 1013;
 
 /** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
-export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
+export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
   return {
     compression: 0,
@@ -45,62 +46,47 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       // The last entry is the one our own load balancer appended; earlier ones the client wrote.
       const forwarded = req.getHeader('x-forwarded-for').split(',').at(-1)?.trim() ?? '';
       const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const ip = settings.trustProxy && forwarded ? forwarded.slice(0, 64) : peer;
-      const now = Date.now();
       const requested = query.get('session');
-      const conn: Connection = {
-        connectionId: `c-${randomBytes(9).toString('base64url')}`,
-        sessionId: '',
-        token: '',
-        joining: requested !== null,
-        ip,
-        admitted: false,
-        openedAt: now,
-        lastSeen: now,
-        closed: false,
-        chain: Promise.resolve(),
-        catchingUp: null,
-        live: false,
-        drainWaiters: [],
-      };
+      const token = query.get('token') ?? '';
+      let sessionId = '';
+      let rejectWith = 0;
       if (requested === null) {
-        conn.sessionId = ctx.tokens.newSessionId();
-        conn.token = ctx.tokens.sign(conn.sessionId);
-      } else if (ctx.tokens.verify(requested, query.get('token') ?? '')) {
-        conn.sessionId = requested;
-        conn.token = query.get('token') ?? '';
+        sessionId = ctx.tokens.newSessionId();
+      } else if (ctx.tokens.verify(requested, token)) {
+        sessionId = requested;
       } else {
-        conn.rejectWith = CloseCode.badToken;
+        rejectWith = CloseCode.badToken;
       }
-      const lastEventId = query.get('lastEventId');
-      if (lastEventId !== null) conn.lastEventId = lastEventId;
-      res.upgrade(conn, key, protocol, extensions, context);
+      const conn = new Connection(
+        newConnectionId(),
+        sessionId,
+        requested !== null,
+        settings.trustProxy && forwarded ? forwarded.slice(0, 64) : peer,
+        requested === null ? ctx.tokens.sign(sessionId) : rejectWith ? '' : token,
+        rejectWith,
+        query.get('lastEventId') ?? undefined,
+      );
+      res.upgrade<SocketData>({ conn }, key, protocol, extensions, context);
     },
 
     open: (ws) => {
-      const conn = ws.getUserData();
+      const conn = connOf(ws);
       if (conn.rejectWith) {
         conn.closed = true;
         ctx.stats.error('bad_token');
         ws.end(conn.rejectWith, 'unauthorized');
         return;
       }
-      ctx.sockets.add(ws);
-      ctx.stats.connectionOpened(conn.sessionId);
+      ctx.stats.connectionOpened();
+      const joined = ctx.fanout.join(ws);
       // Frames wait for the welcome; when it fails, the socket is closed and they are dropped.
-      conn.chain = welcome(ws, ctx).catch((error: unknown) => {
-        ctx.stats.error('connect_failed');
-        ctx.log.warn(
-          { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
-          'connect failed',
-        );
-        if (!conn.closed) ws.end(TRY_AGAIN_LATER, 'service temporarily unavailable');
-      });
+      conn.busy = true;
+      void welcomeThenFrames(ws, ctx, joined);
     },
 
     message: (ws, message, isBinary) => {
-      const conn = ws.getUserData();
-      conn.lastSeen = Date.now();
+      const conn = connOf(ws);
+      conn.lastSeen = clock();
       const byteLength = message.byteLength;
       if (byteLength > settings.maxMessageBytes * 4) {
         ctx.stats.frameReceived('invalid');
@@ -110,35 +96,27 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
       }
       // The ArrayBuffer is only valid during this call: decode it now.
       const text = isBinary ? null : Buffer.from(message).toString('utf8');
-      conn.chain = conn.chain.then(() => {
-        if (conn.closed) return;
-        if (text !== null) return handleFrame(ws, ctx, text, byteLength);
-        ctx.stats.frameReceived('invalid');
-        ctx.stats.error('bad_request');
-        sendFrame(ws, ctx.stats, {
-          type: 'error',
-          code: 'bad_request',
-          message: 'binary frames are not supported; send JSON text',
-        });
-      });
+      if (conn.busy) {
+        (conn.queue ??= []).push({ text, byteLength });
+        return;
+      }
+      conn.busy = true;
+      void handleInOrder(ws, ctx, text, byteLength);
     },
 
     drain: (ws) => {
-      const conn = ws.getUserData();
-      const waiters = conn.drainWaiters.splice(0);
-      for (const resolve of waiters) resolve();
+      resolveDrainWaiters(connOf(ws));
     },
 
     close: (ws, code) => {
-      const conn = ws.getUserData();
-      const wasOpen = !conn.rejectWith;
+      const conn = connOf(ws);
       conn.closed = true;
-      for (const resolve of conn.drainWaiters.splice(0)) resolve();
-      if (!wasOpen) return;
+      conn.queue = null;
+      resolveDrainWaiters(conn);
+      if (conn.rejectWith) return;
       if (conn.admitted) releaseAdmission(conn, ctx);
-      ctx.sockets.delete(ws);
-      ctx.stats.connectionClosed(conn.sessionId, code);
       const lastHere = ctx.fanout.leave(ws, conn);
+      ctx.stats.connectionClosed(conn.sessionId, code, lastHere);
       const gateway = { id: settings.gatewayId, lastHere };
       ctx.directory
         .removeSocket(conn.sessionId, conn.connectionId, gateway)
@@ -153,22 +131,112 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<Connection> {
   };
 }
 
-/** Subscribe, register the socket, enforce the per-session cap, welcome, then replay or go live. */
-async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
-  const conn = ws.getUserData();
-  if (!(await admit(ws, ctx))) return;
-  const [, existed, sockets] = await Promise.all([
-    ctx.fanout.join(ws),
-    ctx.directory.ensure(conn.sessionId),
-    ctx.directory.addSocket(conn.sessionId, {
-      connectionId: conn.connectionId,
-      gatewayId: ctx.settings.gatewayId,
-      openedAt: conn.openedAt,
+function resolveDrainWaiters(conn: Connection): void {
+  const waiters = conn.drainWaiters;
+  if (waiters === null) return;
+  conn.drainWaiters = null;
+  for (const resolve of waiters) resolve();
+}
+
+/** `c-` and 12 random base64url characters, cut from a pool of random bytes drawn in bulk. */
+const ID_BYTES = 9;
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+function newConnectionId(): string {
+  if (idOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 256);
+    idOffset = 0;
+  }
+  const id = `c-${idPool.toString('base64url', idOffset, idOffset + ID_BYTES)}`;
+  idOffset += ID_BYTES;
+  return id;
+}
+
+async function welcomeThenFrames(ws: Socket, ctx: GatewayContext, joined: Joined): Promise<void> {
+  const conn = connOf(ws);
+  try {
+    await welcome(ws, ctx, joined);
+  } catch (error) {
+    ctx.stats.error('connect_failed');
+    ctx.log.warn(
+      { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
+      'connect failed',
+    );
+    if (!conn.closed) ws.end(TRY_AGAIN_LATER, 'service temporarily unavailable');
+  }
+  await nextFrames(ws, ctx);
+}
+
+/** Handles a frame, then those that arrived meanwhile, one after another. */
+async function handleInOrder(
+  ws: Socket,
+  ctx: GatewayContext,
+  text: string | null,
+  byteLength: number,
+): Promise<void> {
+  await handleOne(ws, ctx, text, byteLength);
+  await nextFrames(ws, ctx);
+}
+
+async function nextFrames(ws: Socket, ctx: GatewayContext): Promise<void> {
+  const conn = connOf(ws);
+  for (let next = conn.queue?.shift(); next !== undefined; next = conn.queue?.shift()) {
+    await handleOne(ws, ctx, next.text, next.byteLength);
+  }
+  conn.queue = null;
+  conn.busy = false;
+}
+
+async function handleOne(
+  ws: Socket,
+  ctx: GatewayContext,
+  text: string | null,
+  byteLength: number,
+): Promise<void> {
+  const conn = connOf(ws);
+  if (conn.closed) return;
+  if (text !== null) {
+    await handleFrame(ws, ctx, text, byteLength);
+    return;
+  }
+  ctx.stats.frameReceived('invalid');
+  ctx.stats.error('bad_request');
+  sendFrame(ws, ctx.stats, {
+    type: 'error',
+    code: 'bad_request',
+    message: 'binary frames are not supported; send JSON text',
+  });
+}
+
+/**
+ * Admission and the session subscription at once, then one script on the session's slot
+ * (session, socket map, cap, first replay page); evict over the cap, welcome, then replay or go
+ * live.
+ */
+async function welcome(ws: Socket, ctx: GatewayContext, joined: Joined): Promise<void> {
+  const conn = connOf(ws);
+  const { settings } = ctx;
+  const [admitted] = await Promise.all([admit(ws, ctx), joined.subscribed]);
+  if (!admitted || conn.closed) return;
+  const asked = conn.lastEventId;
+  conn.lastEventId = undefined;
+  const replayAfter = asked !== undefined && isEventId(asked) ? asked : undefined;
+  // Live events from here on are held for the replay: the script reads the log after this.
+  if (replayAfter !== undefined) ctx.fanout.holdBack(ws);
+  const [, joinedSession] = await Promise.all([
+    ctx.directory.listUnderGateway(conn.sessionId, settings.gatewayId),
+    ctx.directory.join(conn.sessionId, {
+      entry: {
+        connectionId: conn.connectionId,
+        gatewayId: settings.gatewayId,
+        openedAt: Date.now(),
+      },
+      maxSockets: settings.maxSocketsPerSession,
+      ...(replayAfter !== undefined ? { replayAfter, pageSize: REPLAY_PAGE } : {}),
     }),
   ]);
   if (conn.closed) return;
-  const excess = sockets.length - ctx.settings.maxSocketsPerSession;
-  for (const victim of sockets.slice(0, Math.max(0, excess))) {
+  for (const victim of joinedSession.evict) {
     const control = encodeControl({
       kind: 'evict',
       connectionId: victim.connectionId,
@@ -182,15 +250,16 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
     sessionId: conn.sessionId,
     token: conn.token,
     connectionId: conn.connectionId,
-    gatewayId: ctx.settings.gatewayId,
-    resumed: conn.joining && existed,
-    heartbeatMs: ctx.settings.heartbeatMs,
-    limits: { maxMessageBytes: ctx.settings.maxMessageBytes },
+    gatewayId: settings.gatewayId,
+    resumed: conn.joining && joinedSession.existed,
+    heartbeatMs: settings.heartbeatMs,
+    limits: { maxMessageBytes: settings.maxMessageBytes },
   });
-  if (conn.lastEventId === undefined) {
+  conn.token = '';
+  if (asked === undefined) {
     ctx.fanout.goLive(ws);
-  } else if (isEventId(conn.lastEventId)) {
-    await replay(ws, ctx, conn.lastEventId);
+  } else if (replayAfter !== undefined) {
+    await replay(ws, ctx, replayAfter, joinedSession);
   } else {
     ctx.fanout.goLive(ws);
     ctx.stats.metrics.resumed('invalid');
@@ -204,7 +273,7 @@ async function welcome(ws: Socket, ctx: GatewayContext): Promise<void> {
 
 /** The per-address limits; a refused socket is closed with 4429 and never registered. */
 async function admit(ws: Socket, ctx: GatewayContext): Promise<boolean> {
-  const conn = ws.getUserData();
+  const conn = connOf(ws);
   const admission = await ctx.clientLimits.admit(conn.ip, ctx.settings.instance, ctx.liveInstances);
   if (!admission.ok) {
     ctx.stats.error(admission.reason === 'rate' ? 'connect_rate_limited' : 'too_many_connections');

@@ -138,7 +138,7 @@ export async function answerMessage(
     outcome = 'completed';
   } catch (error) {
     if (error instanceof LeaseLostError) throw error;
-    if (job.stop.aborted) throw job.stop.signal.reason;
+    if (job.stop.aborted) throw job.stop.reason;
     if (stopped.cancelled || stopped.abandoned || error instanceof AnswerStopped) {
       // What was streamed stands: the deltas sent so far equal the final text.
       log.write(

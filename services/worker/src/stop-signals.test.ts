@@ -16,6 +16,7 @@ describe('StopScope', () => {
     root.abort(new Error('shutdown'));
     expect(job.aborted && answer.aborted).toBe(true);
     expect((answer.signal.reason as Error).message).toBe('shutdown');
+    expect(answer.signal.aborted && answer.reason === root.reason).toBe(true);
     expect(released.aborted).toBe(false);
     expect(root.child().aborted).toBe(true); // a child of an aborted scope starts aborted
   });

@@ -7,21 +7,35 @@ import type { KeySchema, Redis, SessionDirectory } from '@chorus/state';
  * listener per source and per answer (each costs microseconds in Node).
  */
 export class StopScope {
-  private readonly controller = new AbortController();
+  /** Made on first use of `signal`: an AbortSignal costs microseconds to create. */
+  private controller: AbortController | null = null;
   private readonly children = new Set<StopScope>();
   private parent: StopScope | null = null;
+  private stopped = false;
+  private why: unknown;
 
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.stopped) this.controller.abort(this.why);
+    }
     return this.controller.signal;
   }
 
   get aborted(): boolean {
-    return this.controller.signal.aborted;
+    return this.stopped;
+  }
+
+  /** Why it was aborted (undefined while it is not). */
+  get reason(): unknown {
+    return this.why;
   }
 
   abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.controller.abort(reason);
+    if (this.stopped) return;
+    this.stopped = true;
+    this.why = reason;
+    this.controller?.abort(reason);
     for (const child of this.children) child.abort(reason);
     this.children.clear();
   }
@@ -29,7 +43,7 @@ export class StopScope {
   /** A scope that aborts when this one does; `release` it when done. */
   child(): StopScope {
     const child = new StopScope();
-    if (this.aborted) child.abort(this.signal.reason);
+    if (this.stopped) child.abort(this.why);
     else {
       child.parent = this;
       this.children.add(child);

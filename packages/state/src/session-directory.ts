@@ -93,9 +93,11 @@ export class SessionDirectory {
     return { existed: existed === 1, evict, reset: reset === 1, page };
   }
 
-  /** Lists a session under a gateway, so that its sockets are reaped if that gateway dies. */
-  async listUnderGateway(sessionId: string, gatewayId: string): Promise<void> {
-    await this.redis.sadd(this.keys.gatewaySessions(gatewayId), sessionId);
+  /** Lists sessions under a gateway, so that their sockets are reaped if that gateway dies. */
+  async listUnderGateway(sessionIds: string[], gatewayId: string): Promise<void> {
+    if (sessionIds.length > 0) {
+      await this.redis.sadd(this.keys.gatewaySessions(gatewayId), ...sessionIds);
+    }
   }
 
   /**

@@ -818,8 +818,11 @@ describe('SessionDirectory.join (a socket joins its session in one script)', () 
       expect(await redis.ttl(key)).toBeGreaterThan(0);
       expect(await redis.ttl(key)).toBeLessThanOrEqual(60);
     }
-    await directory.listUnderGateway(session, 'gw-a');
-    expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
+    await directory.listUnderGateway([session, 'other'], 'gw-a');
+    await directory.listUnderGateway([], 'gw-a');
+    expect(await redis.smembers(keys.gatewaySessions('gw-a'))).toEqual(
+      expect.arrayContaining([session, 'other']),
+    );
   });
 
   it('names the oldest sockets on live gateways beyond the cap, and only those', async () => {

@@ -13,6 +13,7 @@ import type {
 } from '@chorus/state';
 import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { SessionFanout } from './session-fanout.js';
+import type { SessionLister } from './session-lister.js';
 import type { ReplicaStats } from './replica-stats.js';
 import type { SessionTokens } from './session-token.js';
 
@@ -39,6 +40,8 @@ export interface GatewayContext {
   keys: KeySchema;
   tokens: SessionTokens;
   directory: SessionDirectory;
+  /** Lists sessions under this gateway, batched (see SessionLister). */
+  lister: SessionLister;
   inbox: MessageInbox;
   events: SessionEvents;
   cluster: ClusterDirectory;

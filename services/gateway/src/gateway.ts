@@ -22,12 +22,15 @@ import { HEALTH_REFRESH_MS, HealthReporter } from './health.js';
 import { loadIndexHtml, registerHttpRoutes } from './http-routes.js';
 import { ReplicaStats } from './replica-stats.js';
 import { SessionFanout } from './session-fanout.js';
+import { SessionLister } from './session-lister.js';
 import { SessionTokens } from './session-token.js';
 import { uws, uwsNative, type us_listen_socket } from './uws.js';
 import { wsBehavior } from './ws-behavior.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
 const HEARTBEAT_TTL_MS = 15_000;
+/** Listen sockets on the gateway's port, each with its own accept backlog (see below). */
+const LISTEN_SOCKETS = 8;
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -67,6 +70,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const firstDelta = new FirstDeltaClock(metrics);
   const app = uws.App();
 
+  const directory = new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS);
   const ctx: GatewayContext = {
     settings: {
       gatewayId: config.GATEWAY_ID,
@@ -84,7 +88,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     redis,
     keys,
     tokens: new SessionTokens(config.SESSION_SECRET),
-    directory: new SessionDirectory(redis, keys, config.SESSION_TTL_SECONDS),
+    directory,
+    lister: new SessionLister(directory, config.GATEWAY_ID),
     inbox: new MessageInbox(redis, keys, {
       eventsMaxLen: config.EVENTS_MAXLEN,
       sessionTtlSeconds: config.SESSION_TTL_SECONDS,
@@ -179,13 +184,25 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ),
   ];
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.HOST, config.PORT, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}`));
+  const listen = (port: number) =>
+    new Promise<us_listen_socket>((resolve, reject) => {
+      app.listen(config.HOST, port, (socket) => {
+        if (socket) resolve(socket);
+        else reject(new Error(`cannot listen on ${config.HOST}:${port}`));
+      });
     });
-  });
-  const port = uws.us_socket_local_port(listenSocket);
+  const first = await listen(config.PORT);
+  const port = uws.us_socket_local_port(first);
+  // uSockets listens with a backlog of 512 connections not yet accepted; when a replica dies,
+  // its clients all come here at once, and SYNs beyond that are dropped and retried by TCP
+  // 1, 3, 7, 15 s later. The listen sockets share the port (SO_REUSEPORT, as uSockets opens
+  // them), so the kernel spreads new connections over all of their backlogs.
+  const listenSockets = [first];
+  for (let i = 1; i < LISTEN_SOCKETS; i++) {
+    const more = await listen(port).catch(() => null);
+    if (!more) break; // the port is exclusive here (no SO_REUSEPORT): one backlog it is
+    listenSockets.push(more);
+  }
   log.info(
     { port, gatewayId: config.GATEWAY_ID, uwsNative, version: VERSION },
     'gateway listening',
@@ -200,7 +217,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const deadline = Date.now() + config.DRAIN_TIMEOUT_MS;
     while (fanout.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const ws of fanout.allSockets()) ws.close();
-    uws.us_listen_socket_close(listenSocket);
+    for (const socket of listenSockets) uws.us_listen_socket_close(socket);
     await Promise.all(loops.map((loop) => loop.stop()));
     await ctx.directory.reapGateway(config.GATEWAY_ID).catch(() => undefined);
     await ctx.cluster.leave('gateway', config.GATEWAY_ID).catch(() => undefined);

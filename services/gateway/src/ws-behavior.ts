@@ -44,8 +44,12 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
         return;
       }
       // The last entry is the one our own load balancer appended; earlier ones the client wrote.
-      const forwarded = req.getHeader('x-forwarded-for').split(',').at(-1)?.trim() ?? '';
-      const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const forwarded = settings.trustProxy
+        ? (req.getHeader('x-forwarded-for').split(',').at(-1)?.trim() ?? '')
+        : '';
+      const ip = forwarded
+        ? forwarded.slice(0, 64)
+        : Buffer.from(res.getRemoteAddressAsText()).toString();
       const requested = query.get('session');
       const token = query.get('token') ?? '';
       let sessionId = '';
@@ -61,7 +65,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
         newConnectionId(),
         sessionId,
         requested !== null,
-        settings.trustProxy && forwarded ? forwarded.slice(0, 64) : peer,
+        ip,
         requested === null ? ctx.tokens.sign(sessionId) : rejectWith ? '' : token,
         rejectWith,
         query.get('lastEventId') ?? undefined,
@@ -223,8 +227,11 @@ async function welcome(ws: Socket, ctx: GatewayContext, joined: Joined): Promise
   const replayAfter = asked !== undefined && isEventId(asked) ? asked : undefined;
   // Live events from here on are held for the replay: the script reads the log after this.
   if (replayAfter !== undefined) ctx.fanout.holdBack(ws);
+  const listing = ctx.lister.list(conn.sessionId);
+  await listing.sent;
+  if (conn.closed) return;
   const [, joinedSession] = await Promise.all([
-    ctx.directory.listUnderGateway(conn.sessionId, settings.gatewayId),
+    listing.done,
     ctx.directory.join(conn.sessionId, {
       entry: {
         connectionId: conn.connectionId,

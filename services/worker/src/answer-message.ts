@@ -32,6 +32,8 @@ export interface Assignment {
   history: HistoryTurn[];
   /** Aborts when the lease is lost or the worker gives the job back. */
   stop: StopScope;
+  /** Called when events are written before the final step (the answer takes several steps). */
+  onStep?: () => void;
 }
 
 export type AnswerOutcome =
@@ -58,9 +60,10 @@ export async function answerMessage(
 ): Promise<{ outcome: AnswerOutcome; waiting: number }> {
   const { sessionId, fence, messageId, record } = job;
   // Events are queued, not awaited one by one: the writer appends them in order, several per step.
-  const writer = new EventWriter((bodies) =>
-    ctx.events.appendManyAsLeaseHolder(sessionId, fence, bodies),
-  );
+  const writer = new EventWriter((bodies) => {
+    job.onStep?.();
+    return ctx.events.appendManyAsLeaseHolder(sessionId, fence, bodies);
+  });
   const emit = (body: SessionEventBody) => writer.push(body);
   const log = new AgentLog(emit, ctx.settings.agentLogMax);
   const coordinator = ctx.team.coordinator.name;

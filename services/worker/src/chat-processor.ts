@@ -57,8 +57,16 @@ async function answerAll(
   const { fence } = first;
   const warn = (what: string) => (error: unknown) =>
     ctx.log.warn({ err: error, sessionId }, `could not ${what} the session's processing count`);
-  // Not awaited: the count is a figure for /health; the same connection sends the untrack later.
-  ctx.lease.track(sessionId).catch(warn('add to'));
+  // The cluster-wide processing count (a /health figure) has the session from the answer's first
+  // step that is not its last (or a lease renewal, which tracks too), not from the claim: an
+  // answer done in one step (claim, then finish) costs no ZADD and ZREM, each a round trip as
+  // dear as the answer's own. Not awaited: the same connection sends the untrack later.
+  let tracked = false;
+  const track = () => {
+    if (tracked) return;
+    tracked = true;
+    ctx.lease.track(sessionId).catch(warn('add to'));
+  };
   // Aborted when the lease is lost or the worker gives its jobs back.
   const stop = shutdown.child();
   const keeper = new LeaseKeeper(
@@ -68,6 +76,7 @@ async function answerAll(
     ctx.settings.leaseTtlMs,
     ctx.log,
     stop,
+    () => (tracked = true),
   );
   const done = ctx.metrics.jobStarted();
   try {
@@ -87,13 +96,15 @@ async function answerAll(
         cancelRequested: head.cancelRequested,
         history: head.history,
         stop,
+        onStep: track,
       });
       ctx.metrics.jobFinished(outcome, (performance.now() - started) / 1000);
       ctx.log.info({ sessionId, messageId: head.id, jobId: job.id, outcome }, 'message answered');
       if (waiting === 0) {
-        ctx.lease.untrack(sessionId).catch(warn('remove from'));
+        if (tracked) ctx.lease.untrack(sessionId).catch(warn('remove from'));
         return 'answered';
       }
+      track(); // more messages of this session to answer
       head = await ctx.inbox.claim(sessionId, {
         heldFence: fence,
         leaseTtlMs: ctx.settings.leaseTtlMs,

@@ -13,9 +13,12 @@ export class LeaseKeeper {
     ttlMs: number,
     log: Logger,
     private readonly scope: StopScope,
+    /** Called as each renewal starts (a renewal also counts the session as processing). */
+    onRenewing: () => void = () => undefined,
   ) {
     this.timer = setInterval(
       () => {
+        onRenewing();
         lease.renew(sessionId, fence).then(
           (held) => {
             if (!held) this.lose('lease lost');

@@ -16,6 +16,7 @@ const TRY_AGAIN_LATER = 1013;
 /** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
+  const welcomes = new WelcomeQueue(ctx);
   return {
     compression: 0,
     maxPayloadLength: settings.maxFrameBytes,
@@ -85,7 +86,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
       const joined = ctx.fanout.join(ws);
       // Frames wait for the welcome; when it fails, the socket is closed and they are dropped.
       conn.busy = true;
-      void welcomeThenFrames(ws, ctx, joined);
+      welcomes.start(ws, joined);
     },
 
     message: (ws, message, isBinary) => {
@@ -156,10 +157,64 @@ function newConnectionId(): string {
   return id;
 }
 
-async function welcomeThenFrames(ws: Socket, ctx: GatewayContext, joined: Joined): Promise<void> {
+/** Sockets being set up at once; the others wait their turn, first come first served. */
+const WELCOMES_IN_FLIGHT = 128;
+
+/**
+ * Sets sockets up a bounded number at a time, in arrival order. When thousands connect at once
+ * (a replica died), each step of every setup would otherwise queue behind the same step of all
+ * the others (Redis answers in order), so that nobody is welcomed before nearly everybody is,
+ * and slow clients give up; this way they are welcomed steadily from the first second on.
+ */
+class WelcomeQueue {
+  private running = 0;
+  /** Sockets waiting, oldest at `next`; entries before it are cleared (undefined). */
+  private waiting: ([Socket, Joined] | undefined)[] = [];
+  private next = 0;
+
+  constructor(private readonly ctx: GatewayContext) {}
+
+  start(ws: Socket, joined: Joined): void {
+    if (this.running >= WELCOMES_IN_FLIGHT) {
+      this.waiting.push([ws, joined]);
+      return;
+    }
+    this.running++;
+    // The slot is the setup's (Redis steps); a replay after the welcome goes on without it.
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      this.startWaiting();
+    };
+    void welcomeThenFrames(ws, this.ctx, joined, release).finally(release);
+  }
+
+  private startWaiting(): void {
+    while (this.next < this.waiting.length && this.running < WELCOMES_IN_FLIGHT) {
+      const [ws, joined] = this.waiting[this.next]!;
+      this.waiting[this.next++] = undefined;
+      // A socket closed while it waited has nothing to set up; its frames are dropped.
+      if (connOf(ws).closed) continue;
+      this.start(ws, joined);
+    }
+    if (this.next === this.waiting.length) {
+      this.waiting = [];
+      this.next = 0;
+    }
+  }
+}
+
+async function welcomeThenFrames(
+  ws: Socket,
+  ctx: GatewayContext,
+  joined: Joined,
+  setUp: () => void,
+): Promise<void> {
   const conn = connOf(ws);
   try {
-    await welcome(ws, ctx, joined);
+    await welcome(ws, ctx, joined, setUp);
   } catch (error) {
     ctx.stats.error('connect_failed');
     ctx.log.warn(
@@ -217,7 +272,12 @@ async function handleOne(
  * (session, socket map, cap, first replay page); evict over the cap, welcome, then replay or go
  * live.
  */
-async function welcome(ws: Socket, ctx: GatewayContext, joined: Joined): Promise<void> {
+async function welcome(
+  ws: Socket,
+  ctx: GatewayContext,
+  joined: Joined,
+  setUp: () => void,
+): Promise<void> {
   const conn = connOf(ws);
   const { settings } = ctx;
   const [admitted] = await Promise.all([admit(ws, ctx), joined.subscribed]);
@@ -242,6 +302,7 @@ async function welcome(ws: Socket, ctx: GatewayContext, joined: Joined): Promise
       ...(replayAfter !== undefined ? { replayAfter, pageSize: REPLAY_PAGE } : {}),
     }),
   ]);
+  setUp();
   if (conn.closed) return;
   for (const victim of joinedSession.evict) {
     const control = encodeControl({

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from './support/test-cluster.js';
 
 /**
- * A socket that stops reading must not lose frames silently: once MAX_BACKPRESSURE_BYTES wait for
- * it, the gateway closes it, and its client resumes from the log with nothing missing.
+ * A socket that stops reading must not lose frames silently. Live events for a socket that falls
+ * behind are held, consecutive deltas merged, and sent as it drains; once MAX_BACKPRESSURE_BYTES
+ * wait for it anyway, the gateway closes it (4413 for live events, 1006 for a replay), and its
+ * client resumes from the log with nothing missing.
  */
 describe('slow consumer', () => {
   let cluster: TestCluster;
@@ -95,3 +97,149 @@ describe('slow consumer', () => {
     reader.terminate();
   });
 });
+
+interface Frame {
+  type: string;
+  eventId?: string;
+  replyTo?: string;
+  text?: string;
+}
+
+describe('slow consumer of live deltas', () => {
+  let cluster: TestCluster;
+  const CHATS = 30;
+  const DELTAS = 2_000; // per reply: "echo: <question>", then " 1", " 2", … as separate deltas
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start({
+      gateways: 1,
+      workers: 1,
+      gatewayEnv: { MAX_BACKPRESSURE_BYTES: '1048576', CHAT_BURST: '0' },
+      workerEnv: { MODEL_PROVIDER: 'echo', ECHO_DELTAS: String(DELTAS), DELTA_FLUSH_MS: '0' },
+    });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  const metric = async (step: string) => {
+    const text = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
+    const line = new RegExp(`chorus_ws_slow_consumer_total\\{step="${step}"[^}]*\\} (\\d+)`);
+    return Number(line.exec(text)?.[1] ?? 0);
+  };
+
+  it('a socket that pauses mid-stream gets merged deltas, the whole text, and stays open', async () => {
+    const reader = new WebSocket(cluster.gateway(0).wsUrl, {
+      headers: { Origin: 'http://localhost:8080' },
+    });
+    const frames: Frame[] = [];
+    let closed: number | undefined;
+    reader.on('close', (code) => (closed = code));
+    reader.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Frame));
+    await expect.poll(() => frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
+
+    for (let i = 0; i < CHATS; i++) {
+      reader.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `question ${i}` }));
+    }
+    // Stops reading while ~20 × 4,000 deltas (≈ 5 MB of frames) stream, then reads again.
+    reader.pause();
+    await expect.poll(() => metric('held'), { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
+    await expect
+      .poll(() => metric('merged'), { timeout: 30_000, interval: 200 })
+      .toBeGreaterThan(0);
+    reader.resume();
+
+    const ends = () => frames.filter((f) => f.type === 'reply.end').length;
+    await expect.poll(ends, { timeout: 60_000, interval: 200 }).toBe(CHATS);
+    expect(closed).toBeUndefined();
+    expect(await metric('caught_up')).toBeGreaterThan(0);
+    expect(await metric('closed')).toBe(0);
+
+    const ids = frames.flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []));
+    expect(ids).toEqual([...ids].sort(compareIds));
+    expect(new Set(ids).size).toBe(ids.length);
+    let deltaFrames = 0;
+    for (let i = 0; i < CHATS; i++) {
+      const mine = frames.filter((f) => f.replyTo === `c${i}`);
+      const deltas = mine.filter((f) => f.type === 'reply.delta');
+      deltaFrames += deltas.length;
+      const end = mine.find((f) => f.type === 'reply.end');
+      const expected = `echo: question ${i}${Array.from({ length: DELTAS - 1 }, (_, k) => ` ${k + 1}`).join('')}`;
+      expect(deltas.map((f) => f.text).join('')).toBe(expected);
+      expect(end?.text).toBe(expected);
+    }
+    expect(deltaFrames).toBeLessThan(CHATS * DELTAS); // some were merged
+    reader.close();
+  }, 120_000);
+});
+
+describe('slow consumer that falls too far behind', () => {
+  let cluster: TestCluster;
+  const CHATS = 20;
+
+  beforeAll(async () => {
+    // 20 replies of 4,000 deltas: even merged, their text passes 256 KiB while the socket sleeps.
+    cluster = await TestCluster.start({
+      gateways: 1,
+      workers: 1,
+      env: { EVENTS_MAXLEN: '200000' },
+      gatewayEnv: { MAX_BACKPRESSURE_BYTES: '262144', CHAT_BURST: '0' },
+      workerEnv: { MODEL_PROVIDER: 'echo', ECHO_DELTAS: '4000', DELTA_FLUSH_MS: '0' },
+    });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  const open = (query = '') => {
+    const socket = new WebSocket(`${cluster.gateway(0).wsUrl}${query}`, {
+      headers: { Origin: 'http://localhost:8080' },
+    });
+    const frames: (Frame & { sessionId?: string; token?: string })[] = [];
+    const closed = new Promise<number>((resolve) => socket.on('close', resolve));
+    socket.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Frame));
+    return { socket, frames, closed };
+  };
+
+  it('is closed with 4413, then resumes from its lastEventId with every reply whole', async () => {
+    const first = open();
+    await expect.poll(() => first.frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    const { sessionId: session = '', token = '' } = first.frames[0]!;
+    for (let i = 0; i < CHATS; i++) {
+      first.socket.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `question ${i}` }));
+    }
+    first.socket.pause();
+    const metrics = async () => (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
+    await expect
+      .poll(metrics, { timeout: 30_000, interval: 200 })
+      .toMatch(/chorus_ws_slow_consumer_total\{step="closed"[^}]*\} 1/);
+    first.socket.resume();
+    expect(await first.closed).toBe(4413);
+
+    const lastEventId = first.frames
+      .flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []))
+      .at(-1)!;
+    const second = open(`?${new URLSearchParams({ session, token, lastEventId }).toString()}`);
+    const ends = () => [...first.frames, ...second.frames].filter((f) => f.type === 'reply.end');
+    await expect.poll(() => ends().length, { timeout: 60_000, interval: 200 }).toBe(CHATS);
+    const ids = [...first.frames, ...second.frames].flatMap((f) =>
+      f.eventId && f.type !== 'ack' ? [f.eventId] : [],
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    for (let i = 0; i < CHATS; i++) {
+      const mine = [...first.frames, ...second.frames].filter((f) => f.replyTo === `c${i}`);
+      const deltas = mine
+        .filter((f) => f.type === 'reply.delta')
+        .map((f) => f.text)
+        .join('');
+      expect(deltas).toBe(mine.find((f) => f.type === 'reply.end')?.text);
+    }
+    second.socket.close();
+  }, 120_000);
+});
+
+function compareIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+}

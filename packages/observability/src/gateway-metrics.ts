@@ -14,6 +14,7 @@ export class GatewayMetrics {
   private readonly processing: Gauge;
   private readonly draining: Gauge;
   private readonly resumes: Counter<'outcome'>;
+  private readonly slowConsumers: Counter<'step'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -70,6 +71,12 @@ export class GatewayMetrics {
       help: '1 while this gateway drains (after SIGTERM), else 0.',
       registers,
     });
+    this.slowConsumers = new Counter({
+      name: 'chorus_ws_slow_consumer_total',
+      help: 'Slow sockets: taken off live delivery (held), deltas merged for them, caught up, or closed with 4413.',
+      labelNames: ['step'],
+      registers,
+    });
     this.resumes = new Counter({
       name: 'chorus_resume_total',
       help: 'Replays requested with lastEventId or resume, by outcome (replayed, reset, invalid).',
@@ -112,6 +119,9 @@ export class GatewayMetrics {
   }
   drainStarted(): void {
     this.draining.set(1);
+  }
+  slowConsumer(step: 'held' | 'merged' | 'caught_up' | 'closed'): void {
+    this.slowConsumers.inc({ step });
   }
   resumed(outcome: 'replayed' | 'reset' | 'invalid'): void {
     this.resumes.inc({ outcome });

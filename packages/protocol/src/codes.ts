@@ -17,6 +17,7 @@ export const CloseCode = {
   replaced: 4001,
   badToken: 4401,
   heartbeatTimeout: 4408,
+  tooSlow: 4413,
   tooMany: 4429,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -6,6 +6,12 @@ export interface PendingEvent {
   frame: string;
 }
 
+/** A live event held for a socket that reads too slowly: its body, sent with its eventId later. */
+export interface HeldEvent {
+  eventId: string;
+  body: string;
+}
+
 /** A frame waiting for the socket's previous one (or its welcome): its text, null if binary. */
 export type QueuedFrame = { text: string | null; byteLength: number };
 
@@ -50,6 +56,13 @@ export class Connection {
    * connection); it is dropped for this socket rather than sent twice.
    */
   seam: string | null = null;
+  /**
+   * Live events held while the socket reads too slowly (off its topic; see SessionFanout), with
+   * consecutive deltas of one reply merged; null when the socket keeps up.
+   */
+  held: HeldEvent[] | null = null;
+  /** Bytes of `held`. */
+  heldBytes = 0;
   /** Waiting for the socket's send buffer to drain; null when nothing waits. */
   drainWaiters: (() => void)[] | null = null;
 

@@ -107,7 +107,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     liveInstances: [],
     graph: new GraphStore(redis, keys),
     queue: createChatQueue(queueConnection, keys),
-    fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log),
+    fanout: new SessionFanout(app, subscriber, keys, stats, firstDelta, log, {
+      slowBytes: Math.floor(config.MAX_BACKPRESSURE_BYTES / 4),
+      maxBytes: config.MAX_BACKPRESSURE_BYTES,
+    }),
     firstDelta,
     stats,
     draining: false,

@@ -1,7 +1,8 @@
-import { compareEventIds, withEventId } from '@chorus/protocol';
+import { CloseCode, compareEventIds, withEventId } from '@chorus/protocol';
 import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
 import { sessionTopic, type Connection, type Socket, connOf } from './connection.js';
+import { mergeDeltas } from './delta-merge.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { ReplicaStats, SessionCounts } from './replica-stats.js';
 import { sendRaw } from './send.js';
@@ -12,6 +13,16 @@ type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
 const ignore = () => undefined;
+
+/**
+ * A socket whose send buffer passes `slowBytes` is taken off its session's topic; its events are
+ * then held (deltas merged) and sent as it drains. Past `maxBytes` waiting in all, it is closed
+ * with 4413 and its client replays from its lastEventId.
+ */
+export interface SlowConsumerLimits {
+  slowBytes: number;
+  maxBytes: number;
+}
 
 export interface Joined {
   /** This socket is the session's first on this gateway. */
@@ -44,6 +55,7 @@ export class SessionFanout implements SessionCounts {
     private readonly stats: ReplicaStats,
     private readonly firstDelta: FirstDeltaClock,
     private readonly log: Logger,
+    private readonly limits: SlowConsumerLimits,
   ) {
     const probe = keys.session('\u0000').channel;
     this.channelHead = probe.indexOf('\u0000');
@@ -123,6 +135,28 @@ export class SessionFanout implements SessionCounts {
     conn.live = false;
     conn.seam = null;
     conn.catchingUp = [];
+    // The replay reads from the log whatever was held back for slowness.
+    conn.held = null;
+    conn.heldBytes = 0;
+  }
+
+  /** The socket's send buffer drained a little: sends held events, live again once all are out. */
+  drained(ws: Socket): void {
+    const conn = connOf(ws);
+    const held = conn.held;
+    if (held === null || conn.closed) return;
+    let sent = 0;
+    while (sent < held.length && ws.getBufferedAmount() < this.limits.slowBytes) {
+      const event = held[sent++]!;
+      conn.heldBytes -= event.body.length;
+      sendRaw(ws, this.stats, withEventId(event.eventId, event.body));
+    }
+    held.splice(0, sent);
+    if (held.length > 0) return;
+    conn.held = null;
+    conn.heldBytes = 0;
+    this.stats.metrics.slowConsumer('caught_up');
+    this.goLive(ws);
   }
 
   /** Sockets held here. */
@@ -181,22 +215,66 @@ export class SessionFanout implements SessionCounts {
     this.firstDelta.event(sessionId, message.body);
     const frame = withEventId(message.eventId, message.body);
     const topic = sessionTopic(sessionId);
+    // Slowness is judged before the publish: a socket leaves the topic before this event is on it.
+    if (Array.isArray(members)) members.forEach(this.checkPace);
+    else this.checkPace(members);
     this.app.publish(topic, frame);
     let delivered = this.app.numSubscribers(topic);
+    const { eventId, body } = message;
     if (Array.isArray(members)) {
-      for (const ws of members) delivered += this.notLive(ws, message.eventId, frame);
+      for (const ws of members) delivered += this.notLive(ws, eventId, body, frame);
     } else {
-      delivered += this.notLive(members, message.eventId, frame);
+      delivered += this.notLive(members, eventId, body, frame);
     }
     this.stats.metrics.framesSent(delivered);
+  }
+
+  /** A live socket whose send buffer passed the slow mark leaves the topic (see SlowConsumerLimits). */
+  private readonly checkPace = (ws: Socket): void => {
+    const conn = connOf(ws);
+    if (conn.live && ws.getBufferedAmount() > this.limits.slowBytes) this.slowDown(ws, conn);
+  };
+
+  private slowDown(ws: Socket, conn: Connection): void {
+    // uWS sends a topic's messages at the end of the loop's turn, and a socket that leaves the
+    // topic first would miss those still pending: any send (a ping here) flushes them first.
+    ws.ping();
+    ws.unsubscribe(sessionTopic(conn.sessionId));
+    conn.live = false;
+    conn.held = [];
+    conn.heldBytes = 0;
+    this.stats.metrics.slowConsumer('held');
+  }
+
+  private hold(ws: Socket, conn: Connection, eventId: string, body: string): number {
+    const held = conn.held!;
+    const last = held.at(-1);
+    const merged = last && mergeDeltas(last.body, body);
+    if (last && merged !== undefined) {
+      conn.heldBytes += merged.length - last.body.length;
+      held[held.length - 1] = { eventId, body: merged };
+      this.stats.metrics.slowConsumer('merged');
+    } else {
+      conn.heldBytes += body.length;
+      held.push({ eventId, body });
+    }
+    if (conn.heldBytes + ws.getBufferedAmount() > this.limits.maxBytes) {
+      this.stats.metrics.slowConsumer('closed');
+      conn.held = null;
+      conn.heldBytes = 0;
+      ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
+    }
+    return 1;
   }
 
   /**
    * An event for a socket not subscribed to the topic: held while it replays; after its replay,
    * dropped if replayed already, else sent (then the socket is live). 1 if it was held.
    */
-  private notLive(ws: Socket, eventId: string, frame: string): number {
+  private notLive(ws: Socket, eventId: string, body: string, frame: string): number {
     const conn = connOf(ws);
+    if (conn.live) return 0;
+    if (conn.held) return this.hold(ws, conn, eventId, body);
     if (conn.catchingUp) {
       conn.catchingUp.push({ eventId, frame });
       return 1;

@@ -111,6 +111,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
 
     drain: (ws) => {
       resolveDrainWaiters(connOf(ws));
+      ctx.fanout.drained(ws);
     },
 
     close: (ws, code) => {

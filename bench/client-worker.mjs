@@ -384,6 +384,8 @@ function sendChat(s, id, via) {
 }
 
 async function reconnect(s) {
+  // As @chorus/client after a 1006: the first attempt after a full-jitter delay of [0, 250) ms.
+  await sleep(Math.random() * 250);
   for (let attempt = 0; !storm.releasing && Date.now() < storm.deadline; attempt++) {
     const params = new URLSearchParams({ session: s.id, token: s.token });
     // Like @chorus/client: a client that has seen no event yet asks for all of them ('0-0').

@@ -274,6 +274,21 @@ describe('connection rules', () => {
       }
     });
   });
+  it('a port already in use exits 1 and says so, instead of sharing the port', async () => {
+    const taken = await refusedStart('gateway', GATEWAY_MAIN, {
+      REDIS_URL: cluster.redisUrl,
+      KEY_PREFIX: cluster.prefix,
+      HOST: '127.0.0.1',
+      PORT: String(cluster.gateway(0).port),
+      SESSION_SECRET: TEST_SECRET,
+      ALLOWED_ORIGINS: '*',
+    });
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain(
+      `PORT: 127.0.0.1:${cluster.gateway(0).port} is already in use by another process`,
+    );
+    expect(taken.logs.some((l) => l.msg === 'gateway listening')).toBe(false);
+  });
   describe('per-session socket cap', () => {
     it('above MAX_SOCKETS_PER_SESSION the oldest socket, on either replica, is closed with 4001', async () => {
       const first = await open(0);

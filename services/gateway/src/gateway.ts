@@ -24,6 +24,7 @@ import { ReplicaStats } from './replica-stats.js';
 import { SessionFanout } from './session-fanout.js';
 import { SessionLister } from './session-lister.js';
 import { SessionTokens } from './session-token.js';
+import { ensurePortFree } from './port-check.js';
 import { uws, uwsNative, type us_listen_socket } from './uws.js';
 import { wsBehavior } from './ws-behavior.js';
 
@@ -194,6 +195,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         else reject(new Error(`cannot listen on ${config.HOST}:${port}`));
       });
     });
+  if (config.PORT !== 0) await ensurePortFree(config.HOST, config.PORT);
   const first = await listen(config.PORT);
   const port = uws.us_socket_local_port(first);
   // uSockets listens with a backlog of 512 connections not yet accepted; when a replica dies,

@@ -6,7 +6,8 @@ import { TestCluster } from './support/test-cluster.js';
 /**
  * A socket that stops reading must not lose frames silently. Live events for a socket that falls
  * behind are held, consecutive deltas merged, and sent as it drains; once MAX_BACKPRESSURE_BYTES
- * wait for it anyway, the gateway closes it (4413 for live events, 1006 for a replay), and its
+ * wait for it anyway, the gateway closes it (4413). A replay waits for the socket to drain; a
+ * client that stops reading and sending is closed by the heartbeat rule (4408). Either way its
  * client resumes from the log with nothing missing.
  */
 describe('slow consumer', () => {
@@ -18,7 +19,12 @@ describe('slow consumer', () => {
     cluster = await TestCluster.start({
       gateways: 1,
       workers: 0,
-      gatewayEnv: { MAX_BACKPRESSURE_BYTES: '1048576', CHAT_BURST: '0', EVENTS_MAXLEN: '5000' },
+      gatewayEnv: {
+        MAX_BACKPRESSURE_BYTES: '1048576',
+        CHAT_BURST: '0',
+        EVENTS_MAXLEN: '5000',
+        HEARTBEAT_MS: '1000',
+      },
     });
   });
   afterAll(async () => {
@@ -65,7 +71,7 @@ describe('slow consumer', () => {
       );
     });
 
-  it('closes a socket that stops reading, and its client then replays everything', async () => {
+  it('paces a replay to a socket that stops reading; silent, it is closed with 4408; its client then replays everything', async () => {
     const { session, token } = await fillSession();
     const query = `?${new URLSearchParams({ session, token, lastEventId: '0-0' }).toString()}`;
 
@@ -77,13 +83,15 @@ describe('slow consumer', () => {
       );
       stalled.pause();
     });
-    const closedAbruptly = /chorus_ws_connections_closed_total\{code="1006"[^}]*\} (\d+)/;
-    await expect.poll(() => metric(closedAbruptly), { timeout: 30_000, interval: 250 }).toBe(1);
+    const closedSilent = /chorus_ws_connections_closed_total\{code="4408"[^}]*\} (\d+)/;
+    await expect.poll(() => metric(closedSilent), { timeout: 30_000, interval: 250 }).toBe(1);
+    expect(await metric(/chorus_ws_connections_closed_total\{code="1006"[^}]*\} (\d+)/)).toBe(0);
     await expect.poll(() => metric(/^chorus_ws_connections\{[^}]*\} (\d+)/m)).toBe(0);
     stalled.destroy();
 
     // The same client, back and reading, gets every message once.
     const reader = socket(query);
+    const pings = setInterval(() => reader.send(JSON.stringify({ type: 'ping' })), 300);
     const ids = new Set<string>();
     let received = 0;
     reader.on('message', (data: Buffer) => {
@@ -94,6 +102,7 @@ describe('slow consumer', () => {
     });
     await expect.poll(() => received, { timeout: 30_000, interval: 100 }).toBe(MESSAGES);
     expect(ids.size).toBe(MESSAGES);
+    clearInterval(pings);
     reader.terminate();
   });
 });
@@ -175,16 +184,18 @@ describe('slow consumer of live deltas', () => {
 
 describe('slow consumer that falls too far behind', () => {
   let cluster: TestCluster;
-  const CHATS = 20;
+  const CHATS = 300;
+  // Each chat's user.message and echoed reply carry its 15 KB text: ≈ 9 MB in all, past what the
+  // kernel's socket buffers hold, and 30 KB per chat held even with the deltas merged.
+  const TEXT = 'x'.repeat(15_000);
 
   beforeAll(async () => {
-    // 20 replies of 4,000 deltas: even merged, their text passes 256 KiB while the socket sleeps.
     cluster = await TestCluster.start({
       gateways: 1,
       workers: 1,
-      env: { EVENTS_MAXLEN: '200000' },
+      env: { EVENTS_MAXLEN: '20000' },
       gatewayEnv: { MAX_BACKPRESSURE_BYTES: '262144', CHAT_BURST: '0' },
-      workerEnv: { MODEL_PROVIDER: 'echo', ECHO_DELTAS: '4000', DELTA_FLUSH_MS: '0' },
+      workerEnv: { MODEL_PROVIDER: 'echo', ECHO_DELTAS: '10', DELTA_FLUSH_MS: '0' },
     });
   });
   afterAll(async () => {
@@ -206,7 +217,7 @@ describe('slow consumer that falls too far behind', () => {
     await expect.poll(() => first.frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
     const { sessionId: session = '', token = '' } = first.frames[0]!;
     for (let i = 0; i < CHATS; i++) {
-      first.socket.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `question ${i}` }));
+      first.socket.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `${i} ${TEXT}` }));
     }
     first.socket.pause();
     const metrics = async () => (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
@@ -220,6 +231,16 @@ describe('slow consumer that falls too far behind', () => {
       .flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []))
       .at(-1)!;
     const second = open(`?${new URLSearchParams({ session, token, lastEventId }).toString()}`);
+    // Like @chorus/client: chats the first socket never got an ack for are sent again.
+    const acked = new Set(
+      first.frames.filter((f) => f.type === 'ack').map((f) => (f as { id?: string }).id),
+    );
+    await expect.poll(() => second.frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    for (let i = 0; i < CHATS; i++) {
+      if (!acked.has(`c${i}`)) {
+        second.socket.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `${i} ${TEXT}` }));
+      }
+    }
     const ends = () => [...first.frames, ...second.frames].filter((f) => f.type === 'reply.end');
     await expect.poll(() => ends().length, { timeout: 60_000, interval: 200 }).toBe(CHATS);
     const ids = [...first.frames, ...second.frames].flatMap((f) =>

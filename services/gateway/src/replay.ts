@@ -5,6 +5,7 @@ import { belowBufferLimit, sendFrame, sendRaw } from './send.js';
 
 /** Events per page of a replay. */
 export const REPLAY_PAGE = 200;
+/** Replayed frames wait while the socket's buffer holds this much, or a quarter of its close limit. */
 const BUFFER_LIMIT = 256 * 1024;
 
 /** A replay's first page, read already (with the socket's join): see SessionDirectory.join. */
@@ -39,20 +40,31 @@ export async function replay(
       page = await ctx.events.readAfter(conn.sessionId, reset ? '0-0' : lastEventId, REPLAY_PAGE);
     }
     if (reset) sendFrame(ws, ctx.stats, { type: 'reset', reason: 'history_truncated' });
+    // Frame by frame, never past the limit: a page of large events (a long reply.end, big chats)
+    // sent at once could pass MAX_BACKPRESSURE_BYTES and close the socket, again on every resume.
+    const limit = Math.min(BUFFER_LIMIT, ctx.settings.maxBackpressureBytes / 4);
+    const paced = async () => {
+      if (ws.getBufferedAmount() >= limit) await belowBufferLimit(ws, limit);
+      return !conn.closed;
+    };
     let cursor = reset ? '0-0' : lastEventId;
     for (;;) {
-      for (const event of page) sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
-      const last = page[page.length - 1];
-      if (last) cursor = last.eventId;
+      for (const event of page) {
+        if (!(await paced())) break;
+        sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
+        cursor = event.eventId;
+      }
       if (page.length < REPLAY_PAGE || conn.closed) break;
-      await belowBufferLimit(ws, BUFFER_LIMIT);
       page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
     }
-    for (const pending of conn.catchingUp ?? []) {
-      if (compareEventIds(pending.eventId, cursor) > 0) {
-        sendRaw(ws, ctx.stats, pending.frame);
-        cursor = pending.eventId;
-      }
+    // Live events held meanwhile; more may arrive while this waits, and are sent in turn.
+    const held = conn.catchingUp ?? [];
+    for (let i = 0; i < held.length; i++) {
+      const pending = held[i]!;
+      if (compareEventIds(pending.eventId, cursor) <= 0) continue;
+      if (!(await paced())) break;
+      sendRaw(ws, ctx.stats, pending.frame);
+      cursor = pending.eventId;
     }
     conn.catchingUp = null;
     ctx.fanout.goLiveAfter(ws, cursor);

@@ -264,12 +264,13 @@ export class SessionFanout implements SessionCounts {
       conn.heldBytes = 0;
       ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
     }
-    return 1;
+    return 0; // counted as sent when it goes out
   }
 
   /**
-   * An event for a socket not subscribed to the topic: held while it replays; after its replay,
-   * dropped if replayed already, else sent (then the socket is live). 1 if it was held.
+   * An event for a socket not subscribed to the topic: held (merged) while it reads too slowly;
+   * held while it replays; after its replay, dropped if replayed already, else sent (then the
+   * socket is live). 1 if it was held for a replay.
    */
   private notLive(ws: Socket, eventId: string, body: string, frame: string): number {
     const conn = connOf(ws);

@@ -30,7 +30,6 @@ export const SCRIPTS = {
   acquireLease: load('acquire-lease-3.lua', false),
   renewLease: load('renew-lease-1.lua', false),
   releaseLease: load('release-lease-1.lua', false),
-  appendEvent: load('append-event-3.lua', true),
   appendEvents: load('append-events-3.lua', true),
   claimMessage: load('claim-message-6.lua', false),
   finishMessage: load('finish-message-6.lua', true),

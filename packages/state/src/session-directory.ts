@@ -44,18 +44,6 @@ export class SessionDirectory {
     private readonly ttlSeconds: number,
   ) {}
 
-  /** Records the session if it is new; true when it existed already. */
-  async ensure(sessionId: string, now = Date.now()): Promise<boolean> {
-    const k = this.keys.session(sessionId);
-    const [[, created]] = (await this.redis
-      .multi()
-      .hsetnx(k.meta, 'created', now)
-      .hset(k.meta, 'lastSeen', now)
-      .expire(k.meta, this.ttlSeconds)
-      .exec()) as [[Error | null, number]];
-    return created === 0;
-  }
-
   /**
    * Everything a new socket needs from its session in one script on the session's slot:
    * `ensure`, `addSocket`, the per-session cap and the first replay page. The gateway must list
@@ -98,25 +86,6 @@ export class SessionDirectory {
     if (sessionIds.length > 0) {
       await this.redis.sadd(this.keys.gatewaySessions(gatewayId), ...sessionIds);
     }
-  }
-
-  /**
-   * Adds a socket and returns the session's sockets on gateways whose heartbeat is current,
-   * oldest first. Sockets of a dead gateway are skipped here and removed by its reaper.
-   */
-  async addSocket(sessionId: string, entry: SocketEntry, now = Date.now()): Promise<SocketEntry[]> {
-    const key = this.keys.session(sessionId).sockets;
-    const [, , live] = await Promise.all([
-      this.redis
-        .multi()
-        .hset(key, entry.connectionId, `${entry.gatewayId}|${entry.openedAt}`)
-        .expire(key, this.ttlSeconds)
-        .exec(),
-      this.redis.sadd(this.keys.gatewaySessions(entry.gatewayId), sessionId),
-      this.redis.zrangebyscore(this.keys.gateways, now, '+inf'),
-    ]);
-    const liveGateways = new Set([...live, entry.gatewayId]);
-    return (await this.sockets(sessionId)).filter((s) => liveGateways.has(s.gatewayId));
   }
 
   /** Removes a socket; `lastHere` says the gateway holds no other socket of the session. */

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import { encodeEventBody, type SessionEventBody } from '@chorus/protocol';
 import type { KeySchema } from './keys.js';
 import { runScript } from './scripts.js';
 
@@ -16,22 +15,6 @@ export class SessionEvents {
     private readonly keys: KeySchema,
     private readonly maxLen: number,
   ) {}
-
-  /** Appends an event for the holder of `fence`; null when that lease is lost. */
-  async appendAsLeaseHolder(
-    sessionId: string,
-    fence: number,
-    body: SessionEventBody,
-  ): Promise<string | null> {
-    const k = this.keys.session(sessionId);
-    const id = await runScript(
-      this.redis,
-      'appendEvent',
-      [k.lease, k.events, k.channel],
-      [fence, encodeEventBody(body), this.maxLen],
-    );
-    return typeof id === 'string' ? id : null;
-  }
 
   /**
    * Appends events already encoded (`encodeEventBody`), in order, in one step for the holder of

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ReplyEndEvent } from '@chorus/protocol';
+import { encodeEventBody, type ReplyEndEvent, type SessionEventBody } from '@chorus/protocol';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import {
@@ -82,6 +82,18 @@ async function acceptOk(sessionId: string, message: { id: string; text: string; 
   const result = await inbox.accept(sessionId, message);
   if (result.status === 'rate_limited') throw new Error('unexpected rate limit');
   return result;
+}
+
+/** One event appended as the lease holder: its eventId, or null when fenced out. */
+async function appendOne(
+  log: SessionEvents,
+  sessionId: string,
+  fence: number,
+  body: SessionEventBody,
+): Promise<string | null> {
+  return (
+    (await log.appendManyAsLeaseHolder(sessionId, fence, [encodeEventBody(body)]))?.[0] ?? null
+  );
 }
 
 describe('MessageInbox.accept', () => {
@@ -198,7 +210,7 @@ describe('fencing', () => {
     const current = (await lease.acquire(session))!;
 
     expect(
-      await events.appendAsLeaseHolder(session, stale, {
+      await appendOne(events, session, stale, {
         type: 'status',
         state: 'processing',
         replyTo: 'm1',
@@ -206,7 +218,7 @@ describe('fencing', () => {
     ).toBeNull();
     expect(await redis.xlen(keys.session(session).events)).toBe(1);
 
-    const eventId = await events.appendAsLeaseHolder(session, current, {
+    const eventId = await appendOne(events, session, current, {
       type: 'status',
       state: 'processing',
       replyTo: 'm1',
@@ -227,9 +239,7 @@ describe('fencing', () => {
     await acceptOk(session, { id: 'm1', text: 'hi', ts: 1 });
     const fence = (await short.acquire(session))!;
     await sleep(300);
-    expect(
-      await events.appendAsLeaseHolder(session, fence, { type: 'status', state: 'idle' }),
-    ).toBeNull();
+    expect(await appendOne(events, session, fence, { type: 'status', state: 'idle' })).toBeNull();
     expect(await redis.xlen(keys.session(session).events)).toBe(1);
   });
 });
@@ -378,7 +388,7 @@ describe('SessionEvents', () => {
     const ids = [record.eventId];
     for (let i = 0; i < 5; i++) {
       ids.push(
-        (await events.appendAsLeaseHolder(session, fence, {
+        (await appendOne(events, session, fence, {
           type: 'reply.delta',
           replyTo: 'm1',
           agent: 'tutor',
@@ -410,7 +420,7 @@ describe('SessionEvents', () => {
     const fence = (await lease.acquire(session))!;
     let last = '';
     for (let i = 0; i < 300; i++)
-      last = (await small.appendAsLeaseHolder(session, fence, {
+      last = (await appendOne(small, session, fence, {
         type: 'status',
         state: 'processing',
       }))!;
@@ -436,14 +446,14 @@ describe('live messages', () => {
     const { record } = await acceptOk(session, { id: 'm1', text: 'line one\nline two', ts: 7 });
     await acceptOk(session, { id: 'm1', text: 'resent', ts: 8 }); // a duplicate publishes nothing
     const fence = (await lease.acquire(session))!;
-    const appended = await events.appendAsLeaseHolder(session, fence, {
+    const appended = await appendOne(events, session, fence, {
       type: 'reply.start',
       replyTo: 'm1',
       agent: 'tutor',
     });
     // A fenced-out append publishes nothing either.
     expect(
-      await events.appendAsLeaseHolder(session, fence + 1, { type: 'status', state: 'idle' }),
+      await appendOne(events, session, fence + 1, { type: 'status', state: 'idle' }),
     ).toBeNull();
 
     const deadline = Date.now() + 2_000;
@@ -492,46 +502,19 @@ describe('live messages', () => {
 });
 
 describe('SessionDirectory', () => {
-  it('ensure() tells a new session from a known one', async () => {
+  it('removeSocket removes one socket, and unlists the session under a gateway left without one', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
-    expect(await directory.ensure(session, 1_000)).toBe(false);
-    expect(await directory.ensure(session, 2_000)).toBe(true);
-    const meta = keys.session(session).meta;
-    expect(await redis.hgetall(meta)).toEqual({ created: '1000', lastSeen: '2000' });
-    const ttl = await redis.ttl(meta);
-    expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(60);
-  });
-
-  it('addSocket lists the sockets on live gateways oldest first, skipping dead ones; removeSocket', async () => {
-    const directory = new SessionDirectory(redis, keys, 60);
-    const cluster = new ClusterDirectory(redis, keys);
-    await cluster.heartbeat('gateway', 'gw-a', {}, 10_000);
-    await cluster.heartbeat('gateway', 'gw-b', {}, 10_000);
-    // Connection ids sort the other way round from their age, so only openedAt can order them.
-    const c2 = { connectionId: 'sock-b', gatewayId: 'gw-a', openedAt: 2_000 };
-    const c1 = { connectionId: 'sock-c', gatewayId: 'gw-b', openedAt: 1_000 };
-    const c0 = { connectionId: 'sock-d', gatewayId: 'gw-new', openedAt: 500 };
-    const c3 = { connectionId: 'sock-a', gatewayId: 'gw-a', openedAt: 3_000 };
-    expect(await directory.addSocket(session, c2)).toEqual([c2]);
-    expect(await directory.addSocket(session, c1)).toEqual([c1, c2]);
-    // A gateway without a heartbeat yet still sees its own new socket.
-    expect(await directory.addSocket(session, c0)).toEqual([c0, c1, c2]);
-    // From gw-a's view, gw-new has no heartbeat: its socket is skipped, though not deleted.
-    expect(await directory.addSocket(session, c3)).toEqual([c1, c2, c3]);
-    expect(await directory.sockets(session)).toEqual([c0, c1, c2, c3]);
-    // gw-b's heartbeat lapses: its socket is skipped too.
-    await cluster.heartbeat('gateway', 'gw-b', {}, 1);
-    await sleep(5);
-    expect(await directory.addSocket(session, c3)).toEqual([c2, c3]);
-    expect(await redis.ttl(keys.session(session).sockets)).toBeGreaterThan(0);
+    const a = { connectionId: 'sock-a', gatewayId: 'gw-a', openedAt: 1 };
+    const b = { connectionId: 'sock-b', gatewayId: 'gw-a', openedAt: 2 };
+    for (const entry of [a, b]) await directory.join(session, { entry, maxSockets: 0 });
+    await directory.listUnderGateway([session], 'gw-a');
 
     await directory.removeSocket(session, 'sock-b', { id: 'gw-a', lastHere: false });
     await directory.removeSocket(session, 'never-there', { id: 'gw-a', lastHere: false });
-    expect(await directory.sockets(session)).toEqual([c0, c1, c3]);
+    expect(await directory.sockets(session)).toEqual([a]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
     await directory.removeSocket(session, 'sock-a', { id: 'gw-a', lastHere: true });
-    expect(await directory.sockets(session)).toEqual([c0, c1]);
+    expect(await directory.sockets(session)).toEqual([]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(0);
   });
 
@@ -539,9 +522,13 @@ describe('SessionDirectory', () => {
     const directory = new SessionDirectory(redis, keys, 60);
     const other = newSessionId();
     const mine = { connectionId: 'keep', gatewayId: 'gw-live', openedAt: 1 };
-    await directory.addSocket(session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 });
-    await directory.addSocket(session, mine);
-    await directory.addSocket(other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 });
+    const joins: [string, { connectionId: string; gatewayId: string; openedAt: number }][] = [
+      [session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 }],
+      [session, mine],
+      [other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 }],
+    ];
+    for (const [id, entry] of joins) await directory.join(id, { entry, maxSockets: 0 });
+    await directory.listUnderGateway([session, other], 'gw-dead');
     expect(await directory.reapGateway('gw-dead')).toBe(2);
     expect(await directory.sockets(session)).toEqual([mine]);
     expect(await directory.sockets(other)).toEqual([]);

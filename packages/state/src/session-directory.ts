@@ -46,7 +46,8 @@ export class SessionDirectory {
 
   /**
    * Everything a new socket needs from its session in one script on the session's slot:
-   * `ensure`, `addSocket`, the per-session cap and the first replay page. The gateway must list
+   * record the session (new or known), add the socket, apply the per-session cap and read the
+   * first replay page. The gateway must list
    * the session under itself (`listUnderGateway`) no later than this, for its reaper.
    */
   async join(sessionId: string, request: JoinRequest, now = Date.now()): Promise<JoinResult> {

@@ -4,7 +4,7 @@ import { runScript } from './scripts.js';
 
 /**
  * The per-session processing flag, as a lease with a fencing token: it expires on its own when
- * its holder dies, and a holder that lost it can no longer append events (see append-event).
+ * its holder dies, and a holder that lost it can no longer append events (see append-events).
  */
 export class SessionLease {
   constructor(

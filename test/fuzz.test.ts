@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { chatId, digits, eventId, idChar, nastyChar, nastyString } from './support/arbitraries.js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from './support/service-process.js';
@@ -176,25 +177,6 @@ function expectedReply(input: Input): Reply {
 
 // ---- arbitraries -------------------------------------------------------------------------------
 
-const surrogateHalf = fc
-  .integer({ min: 0xd800, max: 0xdfff })
-  .map((code) => String.fromCharCode(code));
-const nastyChar = fc.oneof(
-  fc.constantFrom('\u0000', '\n', '"', '\\', '\u2028', '\ufeff', '\uffff', 'é', '€', '😀', ' '),
-  surrogateHalf,
-  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
-  fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 1 }),
-);
-/** At most 24 characters (96 UTF-8 bytes): far below MAX. */
-const nastyString = fc.string({ unit: nastyChar, maxLength: 24 });
-const digits = (min: number, max: number) =>
-  fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: min, maxLength: max });
-const idChar = fc.constantFrom(
-  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-',
-);
-const chatId = fc.string({ unit: idChar, minLength: 1, maxLength: 64 });
-/** eventId-shaped, with parts of at most 19 digits (below 2^64; larger ones are tested below). */
-const eventId = fc.tuple(digits(1, 19), digits(1, 19)).map(([ms, seq]) => `${ms}-${seq}`);
 const hugeEventId = fc.tuple(digits(1, 25), digits(1, 25)).map(([ms, seq]) => `${ms}-${seq}`);
 const typeVariant = fc.constantFrom(
   'Ping',

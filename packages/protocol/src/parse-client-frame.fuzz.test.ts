@@ -1,4 +1,12 @@
 import fc from 'fast-check';
+import {
+  chatId,
+  digits,
+  eventId,
+  idChar,
+  nastyChar,
+  nastyString,
+} from '../../../test/support/arbitraries.js';
 import { describe, expect, it } from 'vitest';
 import { ClientFrame } from './client-frames.js';
 import { parseClientFrame, utf8ByteLength, type ParseResult } from './parse-client-frame.js';
@@ -104,30 +112,10 @@ function checkFrame(text: string): void {
 
 // ---- arbitraries -------------------------------------------------------------------------------
 
-const surrogateHalf = fc
-  .integer({ min: 0xd800, max: 0xdfff })
-  .map((code) => String.fromCharCode(code));
-/** One character that breaks naive code: controls, separators, BOM, astral, surrogate halves. */
-const nastyChar = fc.oneof(
-  fc.constantFrom('\u0000', '\n', '"', '\\', '\u2028', '\ufeff', '\uffff', 'é', '€', '😀', ' '),
-  surrogateHalf,
-  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
-  fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 1 }),
-);
-/** At most 24 characters of at most 4 UTF-8 bytes: always within MAX. */
-const nastyString = fc.string({ unit: nastyChar, maxLength: 24 });
-const digits = (max: number) =>
-  fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: max });
-const idChar = fc.constantFrom(
-  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-',
-);
-const chatId = fc.string({ unit: idChar, minLength: 1, maxLength: 64 });
 const hugeId = fc.oneof(
   fc.string({ unit: idChar, minLength: 65, maxLength: 300 }),
   fc.nat({ max: 5000 }).map((n) => 'a'.repeat(65 + n)),
 );
-/** Valid eventIds: Redis stream ids, two numbers below 2^64 (19 digits always are). */
-const eventId = fc.tuple(digits(19), digits(19)).map(([ms, seq]) => `${ms}-${seq}`);
 const chatText = fc.oneof(
   fc
     .string({ unit: nastyChar, minLength: 1, maxLength: 24 })
@@ -196,7 +184,7 @@ const wrongValue = fc.oneof(
   fc.integer({ min: FRAME_LIMIT - 80, max: FRAME_LIMIT }).map((n) => 'x'.repeat(n)),
   fc.integer({ min: MAX / 2 - 1, max: MAX / 2 + 10 }).map((n) => 'é'.repeat(n)),
   fc.integer({ min: Math.floor(MAX / 3) - 1, max: MAX + 10 }).map((n) => '€'.repeat(n)),
-  fc.tuple(digits(25), digits(25)).map(([ms, seq]) => `${ms}-${seq}`),
+  fc.tuple(digits(1, 25), digits(1, 25)).map(([ms, seq]) => `${ms}-${seq}`),
   fc.array(fc.string(), { maxLength: 3 }),
 );
 

@@ -1,5 +1,14 @@
 import fc from 'fast-check';
-import { chatId, digits, eventId, idChar, nastyChar, nastyString } from './support/arbitraries.js';
+import {
+  chatId,
+  digits,
+  eventId,
+  idChar,
+  mutated,
+  nastyChar,
+  nastyString,
+  type Mutation,
+} from './support/arbitraries.js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from './support/service-process.js';
@@ -211,7 +220,6 @@ const wrongValue = fc.oneof(
     .integer({ min: Math.floor(MAX / 3) - 1, max: Math.floor(MAX / 3) + 1 })
     .map((n) => '€'.repeat(n)),
 );
-type Mutation = { op: 'delete'; key: string } | { op: 'set'; key: string; value: unknown };
 const fieldKey = fc.oneof(
   { arbitrary: fc.constantFrom('type', 'id', 'text', 'lastEventId'), weight: 6 },
   { arbitrary: fc.constantFrom('__proto__', 'extra', 'ID'), weight: 1 },
@@ -223,21 +231,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 );
 const nearValidFrame = fc
   .tuple(baseFrame, fc.array(mutation, { minLength: 0, maxLength: 3 }))
-  .map(([frame, mutations]) => {
-    const copy: Record<string, unknown> = { ...frame };
-    for (const m of mutations) {
-      if (m.op === 'delete') delete copy[m.key];
-      // defineProperty: '__proto__' becomes an own field, as JSON.parse would make it.
-      else
-        Object.defineProperty(copy, m.key, {
-          value: m.value,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-    }
-    return JSON.stringify(copy);
-  });
+  .map(([frame, mutations]) => JSON.stringify(mutated(frame, mutations)));
 
 /** One frame of every kind the brief lists; accepted chats are left out (they start replies). */
 const frameInput: fc.Arbitrary<Input> = fc

@@ -32,3 +32,26 @@ export const chatId = fc.string({ unit: idChar, minLength: 1, maxLength: 64 });
 
 /** A valid eventId: a Redis stream id, two numbers of at most 19 digits (below 2^64). */
 export const eventId = fc.tuple(digits(1, 19), digits(1, 19)).map(([ms, seq]) => `${ms}-${seq}`);
+
+/** A change to one field of a frame: its removal, or a new value. */
+export type Mutation = { op: 'delete'; key: string } | { op: 'set'; key: string; value: unknown };
+
+/** `frame` with `mutations` applied, in order, on a copy. */
+export function mutated(
+  frame: Record<string, unknown>,
+  mutations: Mutation[],
+): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...frame };
+  for (const m of mutations) {
+    if (m.op === 'delete') delete copy[m.key];
+    // defineProperty: '__proto__' becomes an own field, as JSON.parse would make it.
+    else
+      Object.defineProperty(copy, m.key, {
+        value: m.value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return copy;
+}

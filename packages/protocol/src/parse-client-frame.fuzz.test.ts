@@ -4,6 +4,8 @@ import {
   digits,
   eventId,
   idChar,
+  mutated,
+  type Mutation,
   nastyChar,
   nastyString,
 } from '../../../test/support/arbitraries.js';
@@ -188,7 +190,6 @@ const wrongValue = fc.oneof(
   fc.array(fc.string(), { maxLength: 3 }),
 );
 
-type Mutation = { op: 'delete'; key: string } | { op: 'set'; key: string; value: unknown };
 const fieldKey = fc.oneof(
   { arbitrary: fc.constantFrom('type', 'id', 'text', 'lastEventId'), weight: 6 },
   { arbitrary: fc.constantFrom('__proto__', 'constructor', 'extra', 'ID', 'Type'), weight: 1 },
@@ -199,26 +200,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('set' as const), key: fieldKey, value: wrongValue }),
 );
 
-function mutate(frame: Record<string, unknown>, mutations: Mutation[]): Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...frame };
-  for (const m of mutations) {
-    if (m.op === 'delete') delete copy[m.key];
-    // defineProperty: '__proto__' becomes an own field, as JSON.parse would make it.
-    else
-      Object.defineProperty(copy, m.key, {
-        value: m.value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-  }
-  return copy;
-}
-
 /** Valid frames with one to three fields deleted, retyped, oversized or added. */
 const nearValidFrame = fc
   .tuple(validFrame, fc.array(mutation, { minLength: 1, maxLength: 3 }))
-  .map(([frame, mutations]) => mutate(frame, mutations));
+  .map(([frame, mutations]) => mutated(frame, mutations));
 
 const encode = (value: unknown, pretty: boolean): string =>
   JSON.stringify(value, null, pretty ? 2 : undefined) ?? 'undefined';

@@ -12,16 +12,8 @@ if existing then
 end
 local capacity = tonumber(ARGV[7])
 if capacity > 0 then
-  local now, rate = tonumber(ARGV[4]), tonumber(ARGV[8])
-  local bucket = redis.call('HMGET', KEYS[8], 'tokens', 'ts')
-  local tokens = tonumber(bucket[1]) or capacity
-  local since = math.max(0, now - (tonumber(bucket[2]) or now))
-  tokens = math.min(capacity, tokens + since * rate)
-  if tokens < 1 then
-    return {'rate_limited', tostring(math.ceil((1 - tokens) / rate))}
-  end
-  redis.call('HSET', KEYS[8], 'tokens', tostring(tokens - 1), 'ts', ARGV[4])
-  redis.call('PEXPIRE', KEYS[8], math.ceil(capacity / rate) + 1000)
+  local wait = take_token(KEYS[8], capacity, tonumber(ARGV[8]), ARGV[4])
+  if wait then return {'rate_limited', tostring(wait)} end
 end
 local eventId = emit(KEYS[3], KEYS[4], ARGV[2], ARGV[5])
 local record = cjson.encode({ eventId = eventId, text = ARGV[3], ts = tonumber(ARGV[4]), state = 'pending' })

@@ -7,15 +7,8 @@
 -- Returns {'ok'} or {'rate', retry after (ms)} or {'concurrent'}
 local capacity = tonumber(ARGV[2])
 if capacity > 0 then
-  local now, rate = tonumber(ARGV[1]), tonumber(ARGV[3])
-  local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-  local tokens = tonumber(bucket[1]) or capacity
-  tokens = math.min(capacity, tokens + math.max(0, now - (tonumber(bucket[2]) or now)) * rate)
-  if tokens < 1 then
-    return {'rate', tostring(math.ceil((1 - tokens) / rate))}
-  end
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate) + 1000)
+  local wait = take_token(KEYS[1], capacity, tonumber(ARGV[3]), ARGV[1])
+  if wait then return {'rate', tostring(wait)} end
 end
 local most = tonumber(ARGV[4])
 if most > 0 then

@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-/** A Lua file of `../lua`, named `<name>-<numKeys>.lua`; `emit.lua` is its shared prelude. */
+/**
+ * A Lua file of `../lua`, named `<name>-<numKeys>.lua`; `emit.lua` and `take-token.lua` are the
+ * shared prelude (local functions) of the scripts that ask for it.
+ */
 interface ScriptDef {
   command: string;
   numberOfKeys: number;
@@ -9,7 +12,9 @@ interface ScriptDef {
 }
 
 const luaDir = new URL('../lua/', import.meta.url);
-const prelude = readFileSync(new URL('emit.lua', luaDir), 'utf8');
+const prelude = ['emit.lua', 'take-token.lua']
+  .map((file) => readFileSync(new URL(file, luaDir), 'utf8'))
+  .join('\n');
 
 function load(file: string, withPrelude: boolean): ScriptDef {
   const match = /^(.+)-(\d+)\.lua$/.exec(file);
@@ -25,7 +30,7 @@ function load(file: string, withPrelude: boolean): ScriptDef {
 
 export const SCRIPTS = {
   acceptMessage: load('accept-message-8.lua', true),
-  admitConnection: load('admit-connection-2.lua', false),
+  admitConnection: load('admit-connection-2.lua', true),
   joinSession: load('join-session-3.lua', false),
   acquireLease: load('acquire-lease-3.lua', false),
   renewLease: load('renew-lease-1.lua', false),

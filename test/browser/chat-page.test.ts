@@ -141,7 +141,9 @@ describe('chat page in Chromium', () => {
       .toBeGreaterThan(40);
     await doomed.kill('SIGKILL');
 
-    const after = await chat.waitOpen();
+    // Right after the kill the page may still show its old, open socket: wait for the survivor.
+    const after = await chat.waitOpen(survivor.gatewayId);
+    expect(after).toBe(survivor.gatewayId);
     expect(after).not.toBe(before);
     const shown = await chat.waitReplyDone(id);
     expect(shown).toBe(await storedReply(chat, id));

@@ -48,8 +48,12 @@ export class Connection {
   queue: QueuedFrame[] | null = null;
   /** Live events that arrived while the socket replays the log; null when live. */
   catchingUp: PendingEvent[] | null = null;
-  /** Whether the socket is subscribed to its session's uWS topic. */
+  /** Whether the socket gets its session's live events as they come. */
   live = false;
+  /** Whether it gets them through its session's uWS topic (see SessionFanout). */
+  onTopic = false;
+  /** Live events to send at the end of this event-loop turn (see TurnBatch); null when none. */
+  batched: string[] | null = null;
   /**
    * After a replay, until the first live event past it arrives: the last eventId replayed. An
    * event published before the replay's read may still be on its way from Redis (another

@@ -1,16 +1,62 @@
 import type { ServerFrame } from '@chorus/protocol';
-import { type Socket, connOf } from './connection.js';
+import { type Connection, type Socket, connOf } from './connection.js';
 import type { ReplicaStats } from './replica-stats.js';
 
 /** uWS `send` result codes. */
 const BACKPRESSURE = 0;
 
-/** Sends one frame to one socket; a closed socket is skipped, backpressure counted. */
+/**
+ * Sends one frame to one socket, after the frames still batched for it (see TurnBatch); a closed
+ * socket is skipped, backpressure counted.
+ */
 export function sendRaw(ws: Socket, stats: ReplicaStats, frame: string): void {
-  if (connOf(ws).closed) return;
+  const conn = connOf(ws);
+  if (conn.closed) return;
+  if (conn.batched !== null) sendBatched(ws, conn, stats);
+  sendNow(ws, stats, frame);
+}
+
+function sendNow(ws: Socket, stats: ReplicaStats, frame: string): void {
   const result = ws.send(frame, false, false);
   stats.metrics.framesSent();
   if (result === BACKPRESSURE) stats.metrics.backpressured();
+}
+
+/** Sends a socket's batched frames now, in one write. */
+export function sendBatched(ws: Socket, conn: Connection, stats: ReplicaStats): void {
+  const frames = conn.batched;
+  conn.batched = null;
+  if (frames === null || conn.closed) return;
+  ws.cork(() => {
+    for (const frame of frames) sendNow(ws, stats, frame);
+  });
+}
+
+/**
+ * Frames sent outside uWS's own callbacks (live events from Redis) would cost a write each: they
+ * are batched per socket and sent at the end of the event-loop turn, each socket's in one corked
+ * write, as uWS does for its topics. A direct send to the socket goes after them (sendRaw).
+ */
+export class TurnBatch {
+  private sockets: Socket[] = [];
+
+  constructor(private readonly stats: ReplicaStats) {}
+
+  add(ws: Socket, frame: string): void {
+    const conn = connOf(ws);
+    if (conn.closed) return;
+    if (conn.batched === null) {
+      conn.batched = [];
+      if (this.sockets.push(ws) === 1) setImmediate(this.flush);
+    }
+    conn.batched.push(frame);
+  }
+
+  private readonly flush = (): void => {
+    const sockets = this.sockets;
+    this.sockets = [];
+    for (const ws of sockets) sendBatched(ws, connOf(ws), this.stats);
+  };
 }
 
 export function sendFrame(ws: Socket, stats: ReplicaStats, frame: ServerFrame): void {

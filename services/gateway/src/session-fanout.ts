@@ -5,7 +5,7 @@ import { sessionTopic, type Connection, type Socket, connOf } from './connection
 import { mergeDeltas } from './delta-merge.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { ReplicaStats, SessionCounts } from './replica-stats.js';
-import { sendRaw } from './send.js';
+import { sendBatched, sendRaw, TurnBatch } from './send.js';
 import type { TemplatedApp } from './uws.js';
 
 /** A session's sockets on this gateway: most sessions have one, so it is kept bare. */
@@ -33,8 +33,9 @@ export interface Joined {
 
 /**
  * Live delivery inside one gateway: one sharded Redis subscription (SSUBSCRIBE, so that on Redis
- * Cluster it goes to the session's shard only) per session that has a socket here,
- * each event serialised once and sent to the session's uWS topic.
+ * Cluster it goes to the session's shard only) per session that has a socket here, each event
+ * serialised once. A session with several sockets here gets it through its uWS topic; a lone
+ * socket is sent it directly, since a uWS topic costs ≈ 600 B of native memory per socket.
  *
  * It is also the gateway's one index of its sockets (by session), so that a socket costs one
  * map entry at most: no per-socket maps, sets or promises.
@@ -47,6 +48,7 @@ export class SessionFanout implements SessionCounts {
   private readonly channelHead: number;
   private readonly channelTail: number;
   private socketTotal = 0;
+  private readonly batch: TurnBatch;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -60,6 +62,7 @@ export class SessionFanout implements SessionCounts {
     const probe = keys.session('\u0000').channel;
     this.channelHead = probe.indexOf('\u0000');
     this.channelTail = probe.length - this.channelHead - 1;
+    this.batch = new TurnBatch(stats);
     subscriber.on('smessage', (channel: string, raw: string) => this.deliver(channel, raw));
   }
 
@@ -81,7 +84,11 @@ export class SessionFanout implements SessionCounts {
       return { first: true, subscribed };
     }
     if (Array.isArray(members)) members.push(ws);
-    else this.sessions.set(sessionId, [members, ws]);
+    else {
+      // Live delivery to the first socket moves to the topic, which both will share.
+      if (connOf(members).live) this.subscribe(members);
+      this.sessions.set(sessionId, [members, ws]);
+    }
     return { first: false, subscribed: this.subscribing.get(sessionId) ?? null };
   }
 
@@ -114,8 +121,26 @@ export class SessionFanout implements SessionCounts {
     const conn = connOf(ws);
     conn.seam = null;
     if (conn.closed || conn.live) return;
-    ws.subscribe(sessionTopic(conn.sessionId));
     conn.live = true;
+    if (Array.isArray(this.sessions.get(conn.sessionId))) this.subscribe(ws);
+  }
+
+  private subscribe(ws: Socket): void {
+    const conn = connOf(ws);
+    if (conn.onTopic) return;
+    ws.subscribe(sessionTopic(conn.sessionId));
+    conn.onTopic = true;
+  }
+
+  /** Takes a socket off its session's topic, with none of the topic's messages lost. */
+  private unsubscribe(ws: Socket): void {
+    const conn = connOf(ws);
+    if (!conn.onTopic) return;
+    // uWS sends a topic's messages at the end of the loop's turn, and a socket that leaves the
+    // topic first would miss those still pending: any send (a ping here) flushes them first.
+    ws.ping();
+    ws.unsubscribe(sessionTopic(conn.sessionId));
+    conn.onTopic = false;
   }
 
   /**
@@ -131,7 +156,9 @@ export class SessionFanout implements SessionCounts {
   /** Stops live delivery to a socket and buffers its events instead, for a replay. */
   holdBack(ws: Socket): void {
     const conn = connOf(ws);
-    if (conn.live) ws.unsubscribe(sessionTopic(conn.sessionId));
+    this.unsubscribe(ws);
+    // The replay resends from the log what the client has not seen, these included.
+    conn.batched = null;
     conn.live = false;
     conn.seam = null;
     conn.catchingUp = [];
@@ -214,19 +241,32 @@ export class SessionFanout implements SessionCounts {
     }
     this.firstDelta.event(sessionId, message.body);
     const frame = withEventId(message.eventId, message.body);
+    const { eventId, body } = message;
+    if (!Array.isArray(members)) {
+      this.checkPace(members);
+      this.sendOne(members, eventId, body, frame);
+      return;
+    }
     const topic = sessionTopic(sessionId);
     // Slowness is judged before the publish: a socket leaves the topic before this event is on it.
-    if (Array.isArray(members)) members.forEach(this.checkPace);
-    else this.checkPace(members);
+    members.forEach(this.checkPace);
     this.app.publish(topic, frame);
     let delivered = this.app.numSubscribers(topic);
-    const { eventId, body } = message;
-    if (Array.isArray(members)) {
-      for (const ws of members) delivered += this.notLive(ws, eventId, body, frame);
-    } else {
-      delivered += this.notLive(members, eventId, body, frame);
-    }
+    for (const ws of members) delivered += this.notLive(ws, eventId, body, frame);
     this.stats.metrics.framesSent(delivered);
+  }
+
+  /** An event for a session's only socket here (which may still be on the topic it shared). */
+  private sendOne(ws: Socket, eventId: string, body: string, frame: string): void {
+    const conn = connOf(ws);
+    if (!conn.live) {
+      this.stats.metrics.framesSent(this.notLive(ws, eventId, body, frame));
+    } else if (conn.onTopic) {
+      this.app.publish(sessionTopic(conn.sessionId), frame);
+      this.stats.metrics.framesSent(1);
+    } else {
+      this.batch.add(ws, frame);
+    }
   }
 
   /** A live socket whose send buffer passed the slow mark leaves the topic (see SlowConsumerLimits). */
@@ -236,10 +276,8 @@ export class SessionFanout implements SessionCounts {
   };
 
   private slowDown(ws: Socket, conn: Connection): void {
-    // uWS sends a topic's messages at the end of the loop's turn, and a socket that leaves the
-    // topic first would miss those still pending: any send (a ping here) flushes them first.
-    ws.ping();
-    ws.unsubscribe(sessionTopic(conn.sessionId));
+    this.unsubscribe(ws);
+    sendBatched(ws, conn, this.stats);
     conn.live = false;
     conn.held = [];
     conn.heldBytes = 0;
@@ -268,7 +306,7 @@ export class SessionFanout implements SessionCounts {
   }
 
   /**
-   * An event for a socket not subscribed to the topic: held (merged) while it reads too slowly;
+   * An event for a socket that is not live: held (merged) while it reads too slowly;
    * held while it replays; after its replay, dropped if replayed already, else sent (then the
    * socket is live). 1 if it was held for a replay.
    */

@@ -72,8 +72,8 @@ describe('model failures', () => {
       (f) => (f.type === 'error' || f.type === 'reply.end') && f.replyTo === id,
       timeoutMs,
     );
-  const expectEcho = async (browser: TestBrowser, id: string, text: string) => {
-    const reply = await browser.reply(id);
+  const expectEcho = async (browser: TestBrowser, id: string, text: string, timeoutMs?: number) => {
+    const reply = await browser.reply(id, timeoutMs);
     expect(reply.end.text).toBe(`Echo: ${text}`);
     expect(reply.deltas).toBe(reply.end.text);
     return reply;
@@ -249,6 +249,31 @@ describe('model failures', () => {
     expect(reply.deltas).toBe(reply.end.text);
     expect(requestsFor(text)).toHaveLength(2);
   });
+  it('messages acked behind a reply whose worker is killed are each answered once, in order', async () => {
+    // Leases that outlive BullMQ's lock (10 s): the killed holder's job is retried while its
+    // lease still runs, and must wait for it rather than take the holder for a live one.
+    const alive = () =>
+      cluster.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+    await Promise.all(alive().map((w) => w.kill('SIGKILL')));
+    await Promise.all([1, 2].map(() => cluster.addWorker({ LEASE_TTL_MS: '20000' })));
+    const browser = await open();
+    const first = `SLOW ${nonce} queued ${'word '.repeat(30).trim()}`;
+    browser.chat('q1', first);
+    await browser.waitFor((f) => f.type === 'reply.delta' && f.replyTo === 'q1');
+    // Acked while a worker holds the session: they get no job of their own; the holder owes them.
+    const behind = ['q2', 'q3'];
+    for (const id of behind) browser.chat(id, `behind ${id} ${nonce}`);
+    for (const id of behind) await browser.waitFor((f) => f.type === 'ack' && f.id === id);
+
+    const answering = await answeringWorker(alive());
+    await answering.kill('SIGKILL');
+    expect(framesFor(browser, 'q1', 'reply.end')).toEqual([]);
+
+    for (const id of behind) await expectEcho(browser, id, `behind ${id} ${nonce}`, 45_000);
+    const ends = browser.frames.filter((f) => f.type === 'reply.end').map((f) => f.replyTo);
+    expect(ends.filter((id) => ['q1', ...behind].includes(String(id)))).toEqual(['q1', ...behind]);
+    for (const id of behind) expect(requestsFor(`behind ${id} ${nonce}`)).toHaveLength(1);
+  }, 75_000);
 });
 
 function compareEventIds(a: string, b: string): number {

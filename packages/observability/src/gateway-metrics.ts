@@ -58,7 +58,7 @@ export class GatewayMetrics {
     });
     this.enqueued = new Counter({
       name: 'chorus_chat_jobs_enqueued_total',
-      help: 'Chat jobs put on the queue.',
+      help: 'Chat jobs queued for sessions no worker held (adds while the same job waits included).',
       registers,
     });
     this.processing = new Gauge({

@@ -1,18 +1,15 @@
--- Claims the next message of a session to answer, in one step: the job's own message still
--- pending (else 'answered'), the lease taken (else 'busy') or still held, the inbox's head (ids
--- whose record is gone are dropped), whether the client already asked to stop it, and the history.
+-- Claims the next message of a session to answer, in one step: the lease taken (else 'busy') or
+-- still held, the inbox's head (ids whose record is gone are dropped), whether the client already
+-- asked to stop it, and the history.
 -- KEYS[1] lease  KEYS[2] fence  KEYS[3] inbox  KEYS[4] messages  KEYS[5] history  KEYS[6] cancels
--- ARGV[1] fencing token already held, or '' to take the lease
--- ARGV[2] the job's chat id (checked when taking the lease)  ARGV[3] lease ttl (ms)
--- ARGV[4] '1' to return the history
--- Returns {'answered'} | {'busy'} | {'lost'} | {'nothing'} (no message waits; lease not taken)
---   | {'claimed', fence, head id, head record, cancel requested (0|1), history entries...}
+-- ARGV[1] fencing token already held, or '' to take the lease  ARGV[2] lease ttl (ms)
+-- ARGV[3] '1' to return the history
+-- Returns {'busy'} (another worker holds the lease) | {'lost'} | {'nothing'} (no message waits;
+--   lease not taken) | {'claimed', fence, head id, head record, cancel requested (0|1), history...}
 local held = ARGV[1]
 if held == '' then
-  local own = redis.call('HGET', KEYS[4], ARGV[2])
-  if not own or cjson.decode(own).state == 'done' then return {'answered'} end
   if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
-  if redis.call('LLEN', KEYS[3]) == 0 then return {'busy'} end
+  if redis.call('LLEN', KEYS[3]) == 0 then return {'nothing'} end
 elseif redis.call('GET', KEYS[1]) ~= held then
   return {'lost'}
 end
@@ -27,10 +24,10 @@ end
 local fence = held
 if held == '' then
   fence = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], fence, 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], fence, 'PX', ARGV[2])
 end
 local reply = {'claimed', tostring(fence), id, record, redis.call('SISMEMBER', KEYS[6], id)}
-if ARGV[4] == '1' then
+if ARGV[3] == '1' then
   for _, turn in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
     reply[#reply + 1] = turn
   end

@@ -1,14 +1,14 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { CHAT_QUEUE, type KeySchema } from './keys.js';
 
-/** One job per acked message; the worker answers the session's inbox in order. */
+/**
+ * A job says "this session has messages waiting": the worker that takes it answers the session's
+ * inbox in order until it is empty. `messageId` is the message whose acceptance queued it.
+ */
 export interface ChatJobData {
   sessionId: string;
   messageId: string;
 }
-
-/** Deterministic, so a resent message never makes a second job while the first exists. */
-export const chatJobId = (data: ChatJobData) => `${data.sessionId}.${data.messageId}`;
 
 export function createChatQueue(
   connection: ConnectionOptions,
@@ -26,6 +26,18 @@ export function createChatQueue(
   });
 }
 
-export async function enqueueChat(queue: Queue<ChatJobData>, data: ChatJobData): Promise<void> {
-  await queue.add(CHAT_QUEUE, data, { jobId: chatJobId(data) });
+/** A session's job key while its lease is free: its fence counter names the next holder's turn. */
+export const sessionJobKey = (sessionId: string, fence: number | string) => `${sessionId}#${fence}`;
+
+/**
+ * Queues the session's job under `jobKey` (MessageInbox.accept): while a job with that key is
+ * waiting, another add is a no-op, so the messages of one session share one job, and a message
+ * resent after its gateway died finds that job or queues it.
+ */
+export async function enqueueChat(
+  queue: Queue<ChatJobData>,
+  data: ChatJobData,
+  jobKey: string,
+): Promise<void> {
+  await queue.add(CHAT_QUEUE, data, { deduplication: { id: jobKey } });
 }

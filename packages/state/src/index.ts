@@ -25,6 +25,6 @@ export {
   type Figures,
 } from './cluster-directory.js';
 export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-store.js';
-export { createChatQueue, enqueueChat, chatJobId, type ChatJobData } from './chat-queue.js';
+export { createChatQueue, enqueueChat, sessionJobKey, type ChatJobData } from './chat-queue.js';
 export { ClientLimits, type Admission, type ClientLimitSettings } from './client-limits.js';
 export { TokenBudget } from './token-budget.js';

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { encodeEventBody, type SessionEventBody } from '@chorus/protocol';
+import { sessionJobKey } from './chat-queue.js';
 import type { KeySchema } from './keys.js';
 import { runScript } from './scripts.js';
 
@@ -12,7 +13,16 @@ export interface MessageRecord {
 }
 
 export type AcceptResult =
-  | { status: 'accepted' | 'duplicate'; record: MessageRecord }
+  | {
+      status: 'accepted' | 'duplicate';
+      record: MessageRecord;
+      /**
+       * The deduplication key of the job that must be queued for the session before the ack
+       * (see enqueueChat); null when none is needed: the message is answered, or a worker holds
+       * the session and answers it in its turn.
+       */
+      jobKey: string | null;
+    }
   | { status: 'rate_limited'; retryAfterMs: number };
 
 export interface HistoryTurn {
@@ -32,7 +42,7 @@ export interface InboxSettings {
 }
 
 export type ClaimResult =
-  | { status: 'answered' | 'busy' | 'lost' | 'nothing' }
+  | { status: 'busy' | 'lost' | 'nothing' }
   | {
       status: 'claimed';
       fence: number;
@@ -65,7 +75,7 @@ export class MessageInbox {
     const reply = (await runScript(
       this.redis,
       'acceptMessage',
-      [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence, k.rateLimit],
+      [k.messages, k.inbox, k.events, k.channel, k.meta, k.history, k.fence, k.rateLimit, k.lease],
       [
         message.id,
         body,
@@ -76,11 +86,15 @@ export class MessageInbox {
         this.settings.messageBurst ?? 0,
         1 / (this.settings.messageRefillMs ?? 1),
       ],
-    )) as [string, string];
+    )) as [string, string, string?];
     if (reply[0] === 'rate_limited')
       return { status: 'rate_limited', retryAfterMs: Number(reply[1]) };
     const status = reply[0] === 'duplicate' ? 'duplicate' : 'accepted';
-    return { status, record: JSON.parse(reply[1]) as MessageRecord };
+    return {
+      status,
+      record: JSON.parse(reply[1]) as MessageRecord,
+      jobKey: reply[2] ? sessionJobKey(sessionId, reply[2]) : null,
+    };
   }
 
   async get(sessionId: string, id: string): Promise<MessageRecord | null> {
@@ -102,20 +116,14 @@ export class MessageInbox {
 
   /**
    * Takes the next message of a session to answer, in one step. With `heldFence` null it takes
-   * the lease, for the job of message `jobMessageId`: 'answered' when that message is done (or
-   * gone), 'busy' when another worker holds the lease or nothing waits. With the fence of a held
-   * lease it reads the next message: 'lost' when that lease is not held any more. 'nothing' when
-   * no message waits (no lease taken). Else the fence, the inbox's head, whether the client
-   * already asked to stop it, and the history when `withHistory`.
+   * the lease: 'busy' when another worker holds it. With the fence of a held lease it reads the
+   * next message: 'lost' when that lease is not held any more. 'nothing' when no message waits
+   * (no lease taken). Else the fence, the inbox's head, whether the client already asked to stop
+   * it, and the history when `withHistory`.
    */
   async claim(
     sessionId: string,
-    options: {
-      heldFence: number | null;
-      jobMessageId?: string;
-      leaseTtlMs: number;
-      withHistory: boolean;
-    },
+    options: { heldFence: number | null; leaseTtlMs: number; withHistory: boolean },
   ): Promise<ClaimResult> {
     const k = this.keys.session(sessionId);
     const reply = (await runScript(
@@ -124,13 +132,12 @@ export class MessageInbox {
       [k.lease, k.fence, k.inbox, k.messages, k.history, k.cancels],
       [
         options.heldFence === null ? '' : options.heldFence,
-        options.jobMessageId ?? '',
         options.leaseTtlMs,
         options.withHistory ? '1' : '0',
       ],
     )) as [string, ...(string | number)[]];
     const [status, fence, id, record, cancelled, ...history] = reply;
-    if (status !== 'claimed') return { status: status as 'answered' | 'busy' | 'lost' | 'nothing' };
+    if (status !== 'claimed') return { status: status as 'busy' | 'lost' | 'nothing' };
     return {
       status,
       fence: Number(fence),

@@ -29,7 +29,7 @@ function load(file: string, withPrelude: boolean): ScriptDef {
 }
 
 export const SCRIPTS = {
-  acceptMessage: load('accept-message-8.lua', true),
+  acceptMessage: load('accept-message-9.lua', true),
   admitConnection: load('admit-connection-2.lua', true),
   joinSession: load('join-session-3.lua', false),
   acquireLease: load('acquire-lease-3.lua', false),

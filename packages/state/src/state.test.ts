@@ -11,6 +11,7 @@ import {
   MessageInbox,
   SessionDirectory,
   SessionEvents,
+  sessionJobKey,
   SessionLease,
   type Graph,
   type HistoryTurn,
@@ -108,7 +109,7 @@ describe('MessageInbox.accept', () => {
     });
 
     const again = await acceptOk(session, { id: 'm1', text: 'something else', ts: 2_000 });
-    expect(again).toEqual({ status: 'duplicate', record: first.record });
+    expect(again).toEqual({ status: 'duplicate', record: first.record, jobKey: first.jobKey });
 
     const k = keys.session(session);
     expect(await storedEvents(session)).toEqual([
@@ -286,6 +287,7 @@ describe('MessageInbox.finish', () => {
     expect(await inbox.accept(session, { id: 'm1', text: 'q1', ts: 2 })).toEqual({
       status: 'duplicate',
       record: { ...record, state: 'done' },
+      jobKey: null,
     });
   });
 
@@ -706,9 +708,53 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
   });
 });
 
+describe('MessageInbox.accept: which messages need a job', () => {
+  it('one job key per turn of the lease: none while a worker holds it, a new one after', async () => {
+    const m1 = await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    const m2 = await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
+    // Nobody holds the session: both need the job, and it is the same one.
+    expect(m1.jobKey).toBe(sessionJobKey(session, 0));
+    expect(m2.jobKey).toBe(m1.jobKey);
+    // A resend of a waiting message queues it too (its gateway may have died before it did).
+    expect((await acceptOk(session, { id: 'm1', text: 'q1', ts: 3 })).jobKey).toBe(m1.jobKey);
+
+    const claim = await inbox.claim(session, {
+      heldFence: null,
+      leaseTtlMs: 5_000,
+      withHistory: false,
+    });
+    if (claim.status !== 'claimed') throw new Error('not claimed');
+    // The holder answers every waiting message before it lets go: no job while it holds.
+    expect((await acceptOk(session, { id: 'm3', text: 'q3', ts: 4 })).jobKey).toBeNull();
+    for (const id of ['m1', 'm2', 'm3']) {
+      const head = await inbox.claim(session, {
+        heldFence: claim.fence,
+        leaseTtlMs: 5_000,
+        withHistory: false,
+      });
+      expect(head).toMatchObject({ status: 'claimed', id });
+      const done = await inbox.finish(
+        session,
+        claim.fence,
+        id,
+        { type: 'status', state: 'idle' },
+        [],
+      );
+      expect(done?.waiting).toBe(id === 'm3' ? 0 : 3 - Number(id.slice(1)));
+    }
+    // Let go with the last answer: the next message needs a job, under a key not used before.
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+    const m4 = await acceptOk(session, { id: 'm4', text: 'q4', ts: 5 });
+    expect(m4.jobKey).toBe(sessionJobKey(session, claim.fence));
+    expect(m4.jobKey).not.toBe(m1.jobKey);
+    // An answered message never needs one.
+    expect((await acceptOk(session, { id: 'm2', text: 'q2', ts: 6 })).jobKey).toBeNull();
+  });
+});
+
 describe('MessageInbox.claim', () => {
-  const claimFor = (jobMessageId: string, withHistory = true) =>
-    inbox.claim(session, { heldFence: null, jobMessageId, leaseTtlMs: 5_000, withHistory });
+  const claimFor = (withHistory = true) =>
+    inbox.claim(session, { heldFence: null, leaseTtlMs: 5_000, withHistory });
 
   it('takes the lease and returns the head, its cancel request and the history', async () => {
     await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
@@ -718,7 +764,7 @@ describe('MessageInbox.claim', () => {
       JSON.stringify({ role: 'user', content: 'old', id: 'm0' }),
     );
     await inbox.requestCancel(session, 'm1');
-    const claim = await claimFor('m2');
+    const claim = await claimFor();
     expect(claim).toMatchObject({
       status: 'claimed',
       id: 'm1',
@@ -729,7 +775,7 @@ describe('MessageInbox.claim', () => {
     if (claim.status !== 'claimed') return;
     expect(await redis.get(keys.session(session).lease)).toBe(String(claim.fence));
     // Held: another claim is busy; the holder reads the next message with its fence.
-    expect(await claimFor('m2')).toEqual({ status: 'busy' });
+    expect(await claimFor()).toEqual({ status: 'busy' });
     await inbox.finish(session, claim.fence, 'm1', { type: 'status', state: 'idle' }, []);
     const next = await inbox.claim(session, {
       heldFence: claim.fence,
@@ -752,24 +798,23 @@ describe('MessageInbox.claim', () => {
     ).toEqual({ status: 'lost' });
   });
 
-  it('answered for a done or unknown message, busy when nothing waits, drops ids without a record', async () => {
-    expect(await claimFor('nope')).toEqual({ status: 'answered' });
+  it('nothing when no message waits, and drops ids without a record', async () => {
+    expect(await claimFor()).toEqual({ status: 'nothing' });
     await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
-    const first = await claimFor('m1');
+    const first = await claimFor();
     if (first.status !== 'claimed') throw new Error('not claimed');
     await inbox.finish(session, first.fence, 'm1', { type: 'status', state: 'idle' }, []);
-    expect(await claimFor('m1')).toEqual({ status: 'answered' });
+    expect(await claimFor()).toEqual({ status: 'nothing' });
 
     await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
     await redis.lpush(keys.session(session).inbox, 'ghost');
-    const claim = await claimFor('m2', false);
+    const claim = await claimFor(false);
     expect(claim).toMatchObject({ status: 'claimed', id: 'm2', history: [] });
     expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m2']);
     if (claim.status === 'claimed') await lease.release(session, claim.fence);
     await redis.del(keys.session(session).inbox);
-    expect(await claimFor('m2')).toEqual({ status: 'busy' });
     await redis.rpush(keys.session(session).inbox, 'ghost');
-    expect(await claimFor('m2')).toEqual({ status: 'nothing' });
+    expect(await claimFor()).toEqual({ status: 'nothing' });
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
   });
 });

@@ -73,7 +73,10 @@ async function dispatch(ws: Socket, ctx: GatewayContext, frame: ClientFrame): Pr
   }
 }
 
-/** Stores the message (once), queues its job, then acks: an ack means it will be answered. */
+/**
+ * Stores the message (once), makes sure a job will answer it, then acks: an ack means it will be
+ * answered.
+ */
 async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Promise<void> {
   const { sessionId } = connOf(ws);
   const result = await ctx.inbox.accept(sessionId, {
@@ -92,10 +95,10 @@ async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Pr
     });
     return;
   }
-  const { record } = result;
-  if (record.state === 'pending') {
+  const { record, jobKey } = result;
+  if (jobKey !== null) {
     // Also on a resend: the first attempt may have died between storing and queueing.
-    await enqueueChat(ctx.queue, { sessionId, messageId: frame.id });
+    await enqueueChat(ctx.queue, { sessionId, messageId: frame.id }, jobKey);
     ctx.stats.metrics.chatEnqueued();
   }
   sendFrame(ws, ctx.stats, { type: 'ack', id: frame.id, eventId: record.eventId });

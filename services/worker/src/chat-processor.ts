@@ -11,9 +11,11 @@ const BUSY_RETRY_MS = 300;
 type Claim = Awaited<ReturnType<MessageInbox['claim']>>;
 
 /**
- * Processes one chat job. The job's message is answered by whichever worker holds the session's
- * lease, in inbox order: either this one (which then answers every waiting message of the session)
- * or another, in which case this job waits and checks again until its message is done.
+ * Processes one chat job: answers the session's waiting messages in inbox order, until none
+ * waits. While the session's lease is held, the job checks back: the holder may be this job's
+ * own earlier attempt, dead (BullMQ retries a stalled job while its lease may still run), so
+ * only a free lease tells that the messages are answered or will be by this job. A message that
+ * arrives while the lease is held needs no job (MessageInbox.accept), so this is rare.
  * Each message is claimed in one step (lease, inbox head, cancel request, history) and ended in
  * one (its queued events, final event, inbox, history, lease).
  */
@@ -21,17 +23,15 @@ export function createChatProcessor(ctx: WorkerContext, shutdown: StopScope) {
   const withHistory = ctx.model.readsContext !== false;
   const leaseTtlMs = ctx.settings.leaseTtlMs;
   return async (job: Job<ChatJobData>, token?: string): Promise<string> => {
-    const { sessionId, messageId } = job.data;
+    const { sessionId } = job.data;
     // Cancel requests published from here on are remembered: the claim reads the earlier ones.
     const hold = ctx.cancels.hold(sessionId);
     try {
       const claim: Claim = await ctx.inbox.claim(sessionId, {
         heldFence: null,
-        jobMessageId: messageId,
         leaseTtlMs,
         withHistory,
       });
-      if (claim.status === 'answered') return 'already answered';
       if (claim.status === 'busy') {
         await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
         throw new DelayedError();
@@ -113,7 +113,7 @@ async function answerAll(
     }
   } catch (error) {
     if (error instanceof LeaseLostError) {
-      // Whoever holds the session now answers it; this job checks back until its message is done.
+      // The session may be free now, with messages waiting: this job claims it again later.
       ctx.metrics.jobFinished('lease_lost', 0);
       ctx.log.warn({ sessionId, jobId: job.id }, 'lease lost; checking back later');
       await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);

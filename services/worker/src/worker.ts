@@ -140,7 +140,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     if (!job) return;
     job
       .isFailed()
-      .then((final) => (final ? giveUp(ctx, job.data, 3 * config.LEASE_TTL_MS) : false))
+      .then((final) => (final ? giveUp(ctx, queue, job.data, 3 * config.LEASE_TTL_MS) : false))
       .then(
         (ended) =>
           ended && log.error({ jobId: job.id }, 'gave up on a message: ended it with an error'),

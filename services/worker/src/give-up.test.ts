@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
+import { afterAll, afterEach, beforeAll, expect, inject, it } from 'vitest';
+import { createLogger, createRegistry, WorkerMetrics } from '@chorus/observability';
+import {
+  createChatQueue,
+  KeySchema,
+  MessageInbox,
+  SessionLease,
+  sessionJobKey,
+  type ChatJobData,
+} from '@chorus/state';
+import { giveUp } from './give-up.js';
+import type { WorkerContext } from './worker-context.js';
+
+const LEASE_TTL_MS = 2_000;
+let redis: Redis;
+let queue: Queue<ChatJobData>;
+let keys: KeySchema;
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
+  keys = new KeySchema(`t${randomBytes(5).toString('hex')}`);
+  queue = createChatQueue(redis.duplicate(), keys);
+});
+afterEach(async () => {
+  const found = await redis.keys(`*${keys.prefix}*`);
+  if (found.length > 0) await redis.del(...found);
+});
+afterAll(async () => {
+  await queue.close();
+  redis.disconnect();
+});
+
+/** The parts of a worker's context that giving up uses, on the real Redis. */
+function context(): WorkerContext {
+  return {
+    settings: { leaseTtlMs: LEASE_TTL_MS },
+    log: createLogger('worker', 'w-test', 'silent'),
+    metrics: new WorkerMetrics(createRegistry('worker', 'w-test')),
+    inbox: new MessageInbox(redis, keys, {
+      eventsMaxLen: 100,
+      sessionTtlSeconds: 600,
+      historyMaxEntries: 10,
+    }),
+    lease: new SessionLease(redis, keys, LEASE_TTL_MS),
+  } as unknown as WorkerContext;
+}
+
+it('ends the message the job was stuck on, frees the session and queues a job for the rest', async () => {
+  const ctx = context();
+  const session = randomBytes(8).toString('hex');
+  for (const id of ['m1', 'm2']) await ctx.inbox.accept(session, { id, text: id, ts: 1 });
+  // The failed job's holder died: its lease still runs for a while.
+  const dead = (await ctx.lease.acquire(session))!;
+
+  const started = Date.now();
+  expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'm1' }, 10_000)).toBe(true);
+  expect(Date.now() - started).toBeGreaterThan(LEASE_TTL_MS - 500); // waited for the lease
+
+  const events = await redis.xrange(keys.session(session).events, '-', '+');
+  const last = JSON.parse(events.at(-1)![1][1]!) as Record<string, unknown>;
+  expect(last).toMatchObject({ type: 'error', code: 'internal', replyTo: 'm1' });
+  expect(await ctx.inbox.get(session, 'm1')).toMatchObject({ state: 'done' });
+  expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m2']);
+  expect(await redis.exists(keys.session(session).lease)).toBe(0);
+
+  // m2 has a job now, under the key a message accepted next would use, and a delayed spare.
+  const fence = Number(await redis.get(keys.session(session).fence));
+  expect(fence).toBeGreaterThan(dead);
+  const m3 = await ctx.inbox.accept(session, { id: 'm3', text: 'm3', ts: 2 });
+  expect(m3).toMatchObject({ jobKey: sessionJobKey(session, fence) });
+  const waiting = await queue.getJobs(['waiting']);
+  expect(waiting.map((job) => job.opts.deduplication?.id)).toEqual([sessionJobKey(session, fence)]);
+  const delayed = await queue.getJobs(['delayed']);
+  expect(delayed.map((job) => job.data.sessionId)).toEqual([session]);
+});
+
+it('owes nothing when no message waits', async () => {
+  const ctx = context();
+  const session = randomBytes(8).toString('hex');
+  expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'gone' }, 1_000)).toBe(false);
+  expect(await queue.getJobs(['waiting', 'delayed'])).toEqual([]);
+});

@@ -1,11 +1,13 @@
 -- Claims the next message of a session to answer, in one step: the lease taken (else 'busy') or
--- still held, the inbox's head (ids whose record is gone are dropped), whether the client already
--- asked to stop it, and the history.
+-- still held, the inbox's head (ids whose record is gone are dropped; the record marked tried),
+-- whether the client already asked to stop it, and the history. A holder that finds nothing lets
+-- go here, so that no message can arrive between its last look and its release.
 -- KEYS[1] lease  KEYS[2] fence  KEYS[3] inbox  KEYS[4] messages  KEYS[5] history  KEYS[6] cancels
 -- ARGV[1] fencing token already held, or '' to take the lease  ARGV[2] lease ttl (ms)
 -- ARGV[3] '1' to return the history
 -- Returns {'busy'} (another worker holds the lease) | {'lost'} | {'nothing'} (no message waits;
---   lease not taken) | {'claimed', fence, head id, head record, cancel requested (0|1), history...}
+--   lease not taken, or let go) | {'claimed', fence, head id, head record, cancel requested (0|1),
+--   history...}
 local held = ARGV[1]
 if held == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
@@ -16,10 +18,20 @@ end
 local id, record
 while true do
   id = redis.call('LINDEX', KEYS[3], 0)
-  if not id then return {'nothing'} end
+  if not id then
+    if held ~= '' then redis.call('DEL', KEYS[1]) end
+    return {'nothing'}
+  end
   record = redis.call('HGET', KEYS[4], id)
   if record then break end
   redis.call('LREM', KEYS[3], 1, id)
+end
+local decoded = cjson.decode(record)
+if not decoded.tried then
+  -- giveUp ends only a message that some worker started on.
+  decoded.tried = true
+  record = cjson.encode(decoded)
+  redis.call('HSET', KEYS[4], id, record)
 end
 local fence = held
 if held == '' then

@@ -10,6 +10,8 @@ export interface MessageRecord {
   text: string;
   ts: number;
   state: 'pending' | 'done';
+  /** A worker has claimed it to answer it (at least once). */
+  tried?: boolean;
 }
 
 export type AcceptResult =

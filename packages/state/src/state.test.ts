@@ -768,7 +768,7 @@ describe('MessageInbox.claim', () => {
     expect(claim).toMatchObject({
       status: 'claimed',
       id: 'm1',
-      record: { text: 'q1', state: 'pending' },
+      record: { text: 'q1', state: 'pending', tried: true },
       cancelRequested: true,
       history: [{ role: 'user', content: 'old', id: 'm0' }],
     });
@@ -815,6 +815,16 @@ describe('MessageInbox.claim', () => {
     await redis.del(keys.session(session).inbox);
     await redis.rpush(keys.session(session).inbox, 'ghost');
     expect(await claimFor()).toEqual({ status: 'nothing' });
+    expect(await redis.exists(keys.session(session).lease)).toBe(0);
+
+    // A holder whose next look finds only ids without a record lets go in the same step.
+    await acceptOk(session, { id: 'm3', text: 'q3', ts: 3 });
+    const third = await claimFor();
+    if (third.status !== 'claimed') throw new Error('not claimed');
+    await redis.hdel(keys.session(session).messages, 'm3');
+    expect(
+      await inbox.claim(session, { heldFence: third.fence, leaseTtlMs: 5_000, withHistory: false }),
+    ).toEqual({ status: 'nothing' });
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
   });
 });

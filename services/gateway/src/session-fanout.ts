@@ -128,6 +128,9 @@ export class SessionFanout implements SessionCounts {
   private subscribe(ws: Socket): void {
     const conn = connOf(ws);
     if (conn.onTopic) return;
+    // uWS sends a subscriber's topic messages before anything else sent to it: the events
+    // batched for it this turn go first.
+    sendBatched(ws, conn, this.stats);
     ws.subscribe(sessionTopic(conn.sessionId));
     conn.onTopic = true;
   }

@@ -83,10 +83,7 @@ async function answerAll(
     let head: Claim = first;
     for (;;) {
       if (head.status === 'lost') throw new LeaseLostError('lease lost');
-      if (head.status !== 'claimed') {
-        await ctx.lease.release(sessionId, fence);
-        return 'nothing waiting';
-      }
+      if (head.status !== 'claimed') return 'nothing waiting'; // the claim let go of the lease
       const started = performance.now();
       const { outcome, waiting } = await answerMessage(ctx, {
         sessionId,

@@ -52,8 +52,13 @@ it('ends the message the job was stuck on, frees the session and queues a job fo
   const ctx = context();
   const session = randomBytes(8).toString('hex');
   for (const id of ['m1', 'm2']) await ctx.inbox.accept(session, { id, text: id, ts: 1 });
-  // The failed job's holder died: its lease still runs for a while.
-  const dead = (await ctx.lease.acquire(session))!;
+  // The failed job's holder died on m1: its lease still runs for a while.
+  const claim = await ctx.inbox.claim(session, {
+    heldFence: null,
+    leaseTtlMs: LEASE_TTL_MS,
+    withHistory: false,
+  });
+  if (claim.status !== 'claimed') throw new Error('not claimed');
 
   const started = Date.now();
   expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'm1' }, 10_000)).toBe(true);
@@ -68,7 +73,7 @@ it('ends the message the job was stuck on, frees the session and queues a job fo
 
   // m2 has a job now, under the key a message accepted next would use, and a delayed spare.
   const fence = Number(await redis.get(keys.session(session).fence));
-  expect(fence).toBeGreaterThan(dead);
+  expect(fence).toBeGreaterThan(claim.fence);
   const m3 = await ctx.inbox.accept(session, { id: 'm3', text: 'm3', ts: 2 });
   expect(m3).toMatchObject({ jobKey: sessionJobKey(session, fence) });
   const waiting = await queue.getJobs(['waiting']);
@@ -77,9 +82,23 @@ it('ends the message the job was stuck on, frees the session and queues a job fo
   expect(delayed.map((job) => job.data.sessionId)).toEqual([session]);
 });
 
+it('leaves a message no worker started on to the job it queues', async () => {
+  const ctx = context();
+  const session = randomBytes(8).toString('hex');
+  // The failed job's last message was answered; the one behind it arrived later, untried.
+  await ctx.inbox.accept(session, { id: 'later', text: 'later', ts: 1 });
+  expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'earlier' }, 1_000)).toBe(false);
+  expect(await ctx.inbox.get(session, 'later')).toMatchObject({ state: 'pending' });
+  expect(await redis.exists(keys.session(session).lease)).toBe(0);
+  const waiting = await queue.getJobs(['waiting']);
+  expect(waiting.map((job) => job.data.sessionId)).toEqual([session]);
+});
+
 it('owes nothing when no message waits', async () => {
   const ctx = context();
   const session = randomBytes(8).toString('hex');
   expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'gone' }, 1_000)).toBe(false);
-  expect(await queue.getJobs(['waiting', 'delayed'])).toEqual([]);
+  expect(await queue.getJobs(['waiting'])).toEqual([]);
+  // Only the spare, queued before giving up could fail: it will find nothing to do.
+  expect(await queue.getJobs(['delayed'])).toHaveLength(1);
 });

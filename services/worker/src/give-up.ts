@@ -4,10 +4,10 @@ import { CHAT_QUEUE, enqueueChat, sessionJobKey, type ChatJobData } from '@choru
 import type { WorkerContext } from './worker-context.js';
 
 /**
- * A job that failed for good (attempts spent, or stalled too often: a poison message) still owes
- * the session's oldest waiting message an ending, since that is the message it was stuck on. Once
- * the session's lease is free, that message ends with `error` `internal`, and the messages behind
- * it get a job of their own.
+ * A job that failed for good (attempts spent, or stalled too often: a poison message) leaves the
+ * session's inbox without a job, and the message it was stuck on without an ending. Once the
+ * session's lease is free, the inbox's head, if a worker had started on it, ends with `error`
+ * `internal`; the messages behind it get a job.
  */
 export async function giveUp(
   ctx: WorkerContext,
@@ -16,6 +16,9 @@ export async function giveUp(
   patienceMs: number,
 ): Promise<boolean> {
   const { sessionId } = job;
+  // First a job that outlives this worker: should it die, or Redis fail, before the end below,
+  // that job takes the session over once any lease has lapsed.
+  await queue.add(CHAT_QUEUE, job, { delay: patienceMs + ctx.settings.leaseTtlMs });
   const deadline = Date.now() + patienceMs;
   for (;;) {
     const fence = await ctx.lease.acquire(sessionId);
@@ -32,37 +35,30 @@ async function endHead(
   fence: number,
 ): Promise<boolean> {
   const { sessionId } = job;
-  const { leaseTtlMs } = ctx.settings;
-  // Should this worker die before it lets go, this job claims the session once the lease lapses.
-  await queue.add(CHAT_QUEUE, job, { delay: leaseTtlMs });
-  const head = await ctx.inbox.claim(sessionId, {
-    heldFence: fence,
-    leaseTtlMs,
-    withHistory: false,
-  });
-  if (head.status !== 'claimed') {
-    await ctx.lease.release(sessionId, fence);
-    return false;
+  const head = await ctx.inbox.head(sessionId);
+  let ended = false;
+  let waiting = head === null ? 0 : 1;
+  if (head?.record.tried) {
+    const finished = await ctx.inbox.finish(
+      sessionId,
+      fence,
+      head.id,
+      {
+        type: 'error',
+        code: 'internal',
+        message: 'this message could not be answered; please send it again',
+        replyTo: head.id,
+      },
+      [{ role: 'user', content: head.record.text, id: head.id }],
+    );
+    ended = finished !== null;
+    waiting = finished?.waiting ?? 0;
   }
-  const finished = await ctx.inbox.finish(
-    sessionId,
-    fence,
-    head.id,
-    {
-      type: 'error',
-      code: 'internal',
-      message: 'this message could not be answered; please send it again',
-      replyTo: head.id,
-    },
-    [{ role: 'user', content: head.record.text, id: head.id }],
-  );
-  if (finished && finished.waiting > 0) {
-    await ctx.lease.release(sessionId, fence);
-    // The key a message accepted from now on would queue under: one job for both.
-    await enqueueChat(queue, job, sessionJobKey(sessionId, fence));
-  } else {
-    await ctx.lease.untrack(sessionId);
-  }
-  ctx.metrics.jobFinished('failed', 0);
-  return true;
+  if (ended && waiting === 0)
+    await ctx.lease.untrack(sessionId); // the finish let go
+  else await ctx.lease.release(sessionId, fence);
+  // The key a message accepted from now on would queue under: one job for both.
+  if (waiting > 0) await enqueueChat(queue, job, sessionJobKey(sessionId, fence));
+  if (ended) ctx.metrics.jobFinished('failed', 0);
+  return ended;
 }

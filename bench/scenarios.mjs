@@ -1,6 +1,7 @@
 // The scenarios S1–S5. Each starts its own Redis, gateways and worker, and stops them at the end.
 import { forkClients, stopClients } from './clients.mjs';
 import {
+  collectGarbage,
   cpuDelta,
   cpuSnapshot,
   getText,
@@ -35,25 +36,50 @@ async function heapUsed(gateway) {
 
 // ---------------------------------------------------------------------------------------------
 
-/** S1: idle sockets held on one gateway. */
+/**
+ * S1: idle sockets held on one gateway. Two rounds, each on a fresh gateway: RSS and heap as
+ * found 2 s after the last connect (with whatever garbage V8 has not collected yet), then, in a
+ * second round, with a full GC before and after the connects (what the sockets themselves hold).
+ * The forced GC shrinks V8's young generation, so it is kept out of the first round.
+ */
 export async function s1IdleSockets(options) {
+  const asFound = await holdIdleSockets(options, false);
+  const collected = await holdIdleSockets(options, true);
+  return {
+    ...asFound,
+    rssPerSocketAfterGcBytes: collected.rssPerSocketBytes,
+    heapPerSocketAfterGcBytes: collected.heapPerSocketBytes,
+    socketsHeldAfterGcRound: collected.socketsHeld,
+  };
+}
+
+async function holdIdleSockets(options, withGc) {
   const { sockets, clientProcesses, concurrency } = options;
   const cluster = await startCluster({
     gateways: 1,
     worker: false,
-    profileDir: options.profileDir,
+    profileDir: withGc ? undefined : options.profileDir,
+    inspectGateways: withGc,
   });
   const [gateway] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's1-client');
-  try {
-    await sleep(1000);
-    const before = {
+  const settle = async () => {
+    if (withGc) await collectGarbage(gateway);
+    await sleep(withGc ? 500 : 2000);
+    return {
       rss: rssBytes(gateway.pid),
       heap: await heapUsed(gateway),
       redisRss: rssBytes(cluster.redis.pid),
     };
+  };
+  try {
+    await sleep(1000);
+    const before = await settle();
     const cpuBefore = cpuSnapshot(cluster.services());
-    log(`S1: opening ${sockets} sockets on one gateway from ${clientProcesses} client processes`);
+    log(
+      `S1: opening ${sockets} sockets on one gateway from ${clientProcesses} client processes` +
+        (withGc ? ', with a full GC before and after' : ''),
+    );
     const results = await Promise.all(
       clients.map((c, i) =>
         c.call(
@@ -64,12 +90,7 @@ export async function s1IdleSockets(options) {
       ),
     );
     const cpu = cpuDelta(cpuBefore, cpuSnapshot(cluster.services()));
-    await sleep(2000);
-    const after = {
-      rss: rssBytes(gateway.pid),
-      heap: await heapUsed(gateway),
-      redisRss: rssBytes(cluster.redis.pid),
-    };
+    const after = await settle();
     const connected = sum(results.map((r) => r.connected));
     const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
     const perSocket = (a, b) =>
@@ -98,6 +119,34 @@ export async function s1IdleSockets(options) {
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * Fresh processes run their first thousands of chats on unoptimised code: a load at `rate` for
+ * `durationMs`, whose figures are dropped, lets V8 compile the hot paths before the warm-up
+ * at the measured rate starts (a production replica is warm too).
+ */
+async function prewarm(clients, ready, connected, { rate, durationMs, idPrefix }) {
+  const startAt = Date.now() + 100;
+  await Promise.all(
+    clients.map((c, i) =>
+      ready[i].sessions === 0
+        ? null
+        : c.call(
+            'loadRun',
+            {
+              rate: rate * (ready[i].sessions / connected),
+              startAt,
+              warmupMs: 0,
+              durationMs,
+              drainMs: 5_000,
+              text: 'benchmark message',
+              idPrefix: `${idPrefix}p${i}x`,
+            },
+            durationMs + 65_000,
+          ),
+    ),
+  );
+}
+
+/**
  * Open-loop chat load on a running cluster: `sessions` sessions (their first socket on gateway
  * i % 2, further sockets on the others) spread over `clientProcesses`, `rate` chats/s in total.
  * Returns the merged figures and the CPU the services spent in the measured window.
@@ -124,6 +173,7 @@ async function chatLoad(cluster, clients, options) {
   );
   const connected = sum(ready.map((r) => r.sessions));
   if (connected === 0) throw new Error(`no session connected: ${JSON.stringify(ready)}`);
+  if (options.prewarm) await prewarm(clients, ready, connected, { ...options.prewarm, idPrefix });
   const startAt = Date.now() + 300;
   const services = cluster.services();
   let cpuBefore = null;

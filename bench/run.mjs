@@ -119,7 +119,7 @@ function settings(quick, openFilesLimit) {
     },
     S3: {
       socketsPerSession: [1, 3],
-      offeredDeltasPerSec: [10_000, 100_000],
+      offeredDeltasPerSec: [10_000, 150_000],
       deltas: 100,
       sessions: 120,
       clientProcesses: 2,

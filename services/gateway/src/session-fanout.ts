@@ -135,13 +135,15 @@ export class SessionFanout implements SessionCounts {
     conn.onTopic = true;
   }
 
-  /** Takes a socket off its session's topic, with none of the topic's messages lost. */
-  private unsubscribe(ws: Socket): void {
+  /**
+   * Takes a socket off its session's topic. uWS sends a topic's messages at the end of the loop's
+   * turn, and a socket that leaves the topic first misses those still pending: 'send' flushes
+   * them first (any send does; a ping here), 'drop' leaves them to a replay from the log.
+   */
+  private unsubscribe(ws: Socket, pending: 'send' | 'drop'): void {
     const conn = connOf(ws);
     if (!conn.onTopic) return;
-    // uWS sends a topic's messages at the end of the loop's turn, and a socket that leaves the
-    // topic first would miss those still pending: any send (a ping here) flushes them first.
-    ws.ping();
+    if (pending === 'send') ws.ping();
     ws.unsubscribe(sessionTopic(conn.sessionId));
     conn.onTopic = false;
   }
@@ -159,8 +161,8 @@ export class SessionFanout implements SessionCounts {
   /** Stops live delivery to a socket and buffers its events instead, for a replay. */
   holdBack(ws: Socket): void {
     const conn = connOf(ws);
-    this.unsubscribe(ws);
     // The replay resends from the log what the client has not seen, these included.
+    this.unsubscribe(ws, 'drop');
     conn.batched = null;
     conn.live = false;
     conn.seam = null;
@@ -279,7 +281,7 @@ export class SessionFanout implements SessionCounts {
   };
 
   private slowDown(ws: Socket, conn: Connection): void {
-    this.unsubscribe(ws);
+    this.unsubscribe(ws, 'send');
     sendBatched(ws, conn, this.stats);
     conn.live = false;
     conn.held = [];

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { Worker } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { WorkerConfig } from '@chorus/config';
 import { createRegistry, startLoop, WorkerMetrics, type Logger } from '@chorus/observability';
 import {
@@ -8,6 +8,7 @@ import {
   createChatQueue,
   redisConnector,
   unsupportedRedis,
+  type Redis,
   GraphStore,
   KeySchema,
   MessageInbox,
@@ -29,6 +30,12 @@ import { createModel } from './providers/create-model.js';
 import type { WorkerContext } from './worker-context.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
+/**
+ * BullMQ Worker instances (fetch loops) that share WORKER_CONCURRENCY. One Worker fetches jobs one
+ * at a time, two round trips each when its queue runs dry: at 3,000 chats/s on 2 cores that alone
+ * made jobs wait a few ms, and two loops halved that wait (docs/performance.md); four did worse.
+ */
+const FETCH_LOOPS = 2;
 const HEARTBEAT_TTL_MS = 15_000;
 const GRAPH_REFRESH_MS = 60_000;
 
@@ -47,7 +54,6 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     log.warn({ err: error.message, role }, 'redis connection error'),
   );
   const redis = connect('commands');
-  const bullConnection = connect('jobs', { blocking: true });
   const queueConnection = connect('queue');
   void unsupportedRedis(redis).then((problem) => {
     if (!problem) return;
@@ -113,29 +119,30 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const shutdown = new StopScope();
   const processChat = createChatProcessor(ctx, shutdown);
   let activeJobs = 0;
-  const worker = new Worker<ChatJobData>(
-    CHAT_QUEUE,
-    async (job, token) => {
-      activeJobs++;
-      try {
-        return await processChat(job, token);
-      } finally {
-        activeJobs--;
-      }
-    },
-    {
-      connection: bullConnection,
+  const run = async (job: Job<ChatJobData>, token?: string) => {
+    activeJobs++;
+    try {
+      return await processChat(job, token);
+    } finally {
+      activeJobs--;
+    }
+  };
+  const bullConnections: Redis[] = [];
+  const workers = shares(config.WORKER_CONCURRENCY, FETCH_LOOPS).map((concurrency, i) => {
+    const connection = connect(`jobs-${i + 1}`, { blocking: true });
+    bullConnections.push(connection);
+    return new Worker<ChatJobData>(CHAT_QUEUE, run, {
+      connection,
       prefix: keys.queuePrefix,
-      concurrency: config.WORKER_CONCURRENCY,
+      concurrency,
       // A dead worker's job is taken over within ~15 s: its lock lapses after 10 s and the
       // stalled check runs every 5 s.
       lockDuration: 10_000,
       stalledInterval: 5_000,
       maxStalledCount: 3,
-    },
-  );
-  worker.on('error', (error) => log.warn({ err: error.message }, 'worker error'));
-  worker.on('failed', (job, error) => {
+    });
+  });
+  const onFailed = (job: Job<ChatJobData> | undefined, error: Error) => {
     log.warn({ jobId: job?.id, err: error.message }, 'job attempt failed');
     if (!job) return;
     job
@@ -147,7 +154,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
         (giveUpError: unknown) =>
           log.error({ err: giveUpError, jobId: job.id }, 'could not end a failed message'),
       );
-  });
+  };
+  for (const worker of workers) {
+    worker.on('error', (error) => log.warn({ err: error.message }, 'worker error'));
+    worker.on('failed', onFailed);
+  }
 
   const heartbeat = async () => {
     await cluster.heartbeat(
@@ -213,7 +224,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     const deadline = new Promise<'timeout'>((resolve) =>
       setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref(),
     );
-    const closed = worker.close();
+    const closed = Promise.all(workers.map((worker) => worker.close()));
     if ((await Promise.race([closed.then(() => 'closed' as const), deadline])) === 'timeout') {
       log.warn('jobs still running at the deadline: handing them back');
       shutdown.abort(new Error('worker shutting down'));
@@ -224,10 +235,19 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     await queue.close().catch(() => undefined);
     server.close();
     cancels.stop();
-    for (const connection of [redis, bullConnection, queueConnection, cancelSubscriber]) {
+    for (const connection of [redis, ...bullConnections, queueConnection, cancelSubscriber]) {
       connection.disconnect();
     }
     log.info('worker stopped');
   };
   return { metricsPort, stop: () => (stopping ??= stop()) };
+}
+
+/** `total` split into at most `parts` positive shares, as evenly as whole numbers allow. */
+function shares(total: number, parts: number): number[] {
+  const count = Math.min(total, parts);
+  return Array.from(
+    { length: count },
+    (_, i) => Math.floor(total / count) + (i < total % count ? 1 : 0),
+  );
 }

@@ -234,58 +234,72 @@ describe('reliability', () => {
       expect(sockets.flatMap((s) => idsOf(s.frames))).toEqual(stored.map((f) => String(f.eventId)));
     });
 
-    it('a resume frame on an open socket replays everything after its eventId once, in order', async () => {
-      const { browser, welcome } = await open(0);
-      const sessionId = String(welcome.sessionId);
-      browser.chat('r1', LONG_QUESTION);
-      await waitForDeltas(browser, 'r1', 5);
+    // A lone socket gets its live events directly; two of a session on one gateway share a topic.
+    it.each(['alone on its gateway', 'sharing its session with a second socket there'])(
+      'a resume frame on an open socket replays everything after its eventId once, in order (%s)',
+      async (setting) => {
+        const { browser, welcome } = await open(0);
+        const sessionId = String(welcome.sessionId);
+        const second = setting.startsWith('sharing')
+          ? (await open(0, sessionOf(welcome))).browser
+          : null;
+        browser.chat('r1', LONG_QUESTION);
+        await waitForDeltas(browser, 'r1', 5);
 
-      // Mid-reply: resume from the reply.start. The event after it already arrived, so its
-      // second arrival marks where the replay begins; frames in flight before it are live ones.
-      const sentAt = browser.frames.length;
-      const received = eventsOf(browser.frames);
-      const startIndex = received.findIndex((f) => f.type === 'reply.start' && f.replyTo === 'r1');
-      const resumeAt = String(received[startIndex]?.eventId);
-      const nextId = received[startIndex + 1]?.eventId;
-      expect(nextId).toBeDefined();
-      browser.send({ type: 'resume', lastEventId: resumeAt });
-      const replayStart = browser.frames.indexOf(
-        await browser.waitFor((f) => f.eventId === nextId, 10_000, sentAt),
-      );
-      await browser.waitFor(isIdle, 20_000, replayStart);
-      expectIncreasing(idsOf(browser.frames.slice(0, replayStart)), 'before the replay');
-      const afterResume = browser.frames.slice(replayStart);
-      const stored = await storedEvents(cluster, sessionId);
-      const expected = stored
-        .filter((f) => compareIds(String(f.eventId), resumeAt) > 0)
-        .map((f) => String(f.eventId));
-      expect(idsOf(afterResume)).toEqual(expected);
-      const reply = assembleReply(afterResume, 'r1');
-      expect(reply.ends).toHaveLength(1);
-      expect(reply.ends[0]?.text).toBe(reply.deltas);
-      expectComplete(reply.ends[0]!);
+        // Mid-reply: resume from the reply.start. The event after it already arrived, so its
+        // second arrival marks where the replay begins; frames in flight before it are live ones.
+        const sentAt = browser.frames.length;
+        const received = eventsOf(browser.frames);
+        const startIndex = received.findIndex(
+          (f) => f.type === 'reply.start' && f.replyTo === 'r1',
+        );
+        const resumeAt = String(received[startIndex]?.eventId);
+        const nextId = received[startIndex + 1]?.eventId;
+        expect(nextId).toBeDefined();
+        browser.send({ type: 'resume', lastEventId: resumeAt });
+        const replayStart = browser.frames.indexOf(
+          await browser.waitFor((f) => f.eventId === nextId, 10_000, sentAt),
+        );
+        await browser.waitFor(isIdle, 20_000, replayStart);
+        expectIncreasing(idsOf(browser.frames.slice(0, replayStart)), 'before the replay');
+        const afterResume = browser.frames.slice(replayStart);
+        const stored = await storedEvents(cluster, sessionId);
+        const expected = stored
+          .filter((f) => compareIds(String(f.eventId), resumeAt) > 0)
+          .map((f) => String(f.eventId));
+        expect(idsOf(afterResume)).toEqual(expected);
+        const reply = assembleReply(afterResume, 'r1');
+        expect(reply.ends).toHaveLength(1);
+        expect(reply.ends[0]?.text).toBe(reply.deltas);
+        expectComplete(reply.ends[0]!);
 
-      // At rest: resume from the user.message, then keep chatting live with no seam.
-      const userMessage = String(stored.find((f) => f.type === 'user.message')?.eventId);
-      const lastStored = String(stored.at(-1)?.eventId);
-      const restAt = browser.frames.length;
-      browser.send({ type: 'resume', lastEventId: userMessage });
-      await browser.waitFor((f) => f.eventId === lastStored, 10_000, restAt);
-      browser.chat('r2', 'What is a hash table?');
-      await browser.waitFor(replyEnded('r2'), 20_000, restAt);
-      await browser.waitFor(
-        (f) => isIdle(f) && compareIds(String(f.eventId), lastStored) > 0,
-        20_000,
-        restAt,
-      );
-      const rest = browser.frames.slice(restAt);
-      const storedNow = (await storedEvents(cluster, sessionId)).map((f) => String(f.eventId));
-      const userIndex = storedNow.indexOf(userMessage);
-      expect(idsOf(rest)).toEqual(storedNow.slice(userIndex + 1));
-      const r2 = assembleReply(rest, 'r2');
-      expect(r2.ends).toHaveLength(1);
-      expect(r2.ends[0]?.text).toBe(r2.deltas);
-    });
+        // At rest: resume from the user.message, then keep chatting live with no seam.
+        const userMessage = String(stored.find((f) => f.type === 'user.message')?.eventId);
+        const lastStored = String(stored.at(-1)?.eventId);
+        const restAt = browser.frames.length;
+        browser.send({ type: 'resume', lastEventId: userMessage });
+        await browser.waitFor((f) => f.eventId === lastStored, 10_000, restAt);
+        browser.chat('r2', 'What is a hash table?');
+        await browser.waitFor(replyEnded('r2'), 20_000, restAt);
+        await browser.waitFor(
+          (f) => isIdle(f) && compareIds(String(f.eventId), lastStored) > 0,
+          20_000,
+          restAt,
+        );
+        const rest = browser.frames.slice(restAt);
+        const storedNow = (await storedEvents(cluster, sessionId)).map((f) => String(f.eventId));
+        const userIndex = storedNow.indexOf(userMessage);
+        expect(idsOf(rest)).toEqual(storedNow.slice(userIndex + 1));
+        const r2 = assembleReply(rest, 'r2');
+        expect(r2.ends).toHaveLength(1);
+        expect(r2.ends[0]?.text).toBe(r2.deltas);
+        // The other socket of the session got every event live, once, in order.
+        if (second) {
+          await second.waitFor((f) => f.eventId === storedNow.at(-1), 10_000);
+          expect(idsOf(second.frames)).toEqual(storedNow);
+        }
+      },
+    );
 
     it('a resent chat gets the same ack, no second user.message and one reply, on either replica', async () => {
       const { browser: a, welcome } = await open(0);

@@ -30,14 +30,14 @@ import { createModel } from './providers/create-model.js';
 import type { WorkerContext } from './worker-context.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
+const HEARTBEAT_TTL_MS = 15_000;
+const GRAPH_REFRESH_MS = 60_000;
 /**
  * BullMQ Worker instances (fetch loops) that share WORKER_CONCURRENCY. One Worker fetches jobs one
  * at a time, two round trips each when its queue runs dry: at 3,000 chats/s on 2 cores that alone
  * made jobs wait a few ms, and two loops halved that wait (docs/performance.md); four did worse.
  */
 const FETCH_LOOPS = 2;
-const HEARTBEAT_TTL_MS = 15_000;
-const GRAPH_REFRESH_MS = 60_000;
 
 export interface RunningWorker {
   metricsPort: number;

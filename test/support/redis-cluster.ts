@@ -33,20 +33,9 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
   };
   try {
     for (let i = 0; i < masters; i++) {
-      const port = await freePort();
+      const [port, child] = await spawnClusterNode(dir);
       ports.push(port);
-      children.push(
-        await spawnRedisServer(port, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          '2000',
-          '--dir',
-          dir,
-        ]),
-      );
+      children.push(child);
     }
     await run('redis-cli', [
       '--cluster',
@@ -79,5 +68,39 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/**
+ * One cluster node on a free port whose cluster bus port (port + 10000) is free too: a port
+ * above 55535 has none, and a taken bus port makes redis-server exit at start. Another process
+ * may take either port between the check and the start, hence the attempts.
+ */
+async function spawnClusterNode(dir: string): Promise<[number, ChildProcess]> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    if (
+      port + 10_000 > 65_535 ||
+      !(await freePort(port + 10_000).then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue;
+    try {
+      const child = await spawnRedisServer(port, [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+        '--dir',
+        dir,
+      ]);
+      return [port, child];
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
   }
 }

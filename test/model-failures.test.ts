@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareEventIds } from '../packages/protocol/dist/index.js';
 import { FakeOpenAI } from './support/fake-openai.js';
 import type { WorkerProcess } from './support/service-process.js';
 import { TestBrowser, type Frame } from './support/test-browser.js';
@@ -275,12 +276,6 @@ describe('model failures', () => {
     for (const id of behind) expect(requestsFor(`behind ${id} ${nonce}`)).toHaveLength(1);
   }, 75_000);
 });
-
-function compareEventIds(a: string, b: string): number {
-  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
-  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
-  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
-}
 
 /**
  * The worker answering, from each worker's own /health: the one with a job in hand. Another

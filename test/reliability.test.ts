@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { compareEventIds } from '../packages/protocol/dist/index.js';
 import { startRedisServer, type TestRedis } from './support/redis-server.js';
 import type { GatewayProcess, WorkerProcess } from './support/service-process.js';
 import { TestBrowser, type ConnectOptions, type Frame } from './support/test-browser.js';
@@ -30,18 +31,6 @@ interface Health {
 // ---------------------------------------------------------------------------------------------
 // What the client sees
 
-/** `<ms>-<seq>`, compared as numbers (docs/protocol.md). */
-function compareIds(a: string, b: string): number {
-  const parse = (id: string) => {
-    const match = /^(\d+)-(\d+)$/.exec(id);
-    if (!match) throw new Error(`not an eventId: ${id}`);
-    return [Number(match[1]), Number(match[2])] as const;
-  };
-  const [am, as] = parse(a);
-  const [bm, bs] = parse(b);
-  return am - bm || as - bs;
-}
-
 /** Session events among `frames`, in arrival order (an `ack` repeats its user.message's id). */
 const eventsOf = (frames: Frame[]): Frame[] =>
   frames.filter((f) => typeof f.eventId === 'string' && f.type !== 'ack');
@@ -57,7 +46,9 @@ function lastEventId(browser: TestBrowser): string {
 function expectIncreasing(ids: string[], label: string): void {
   const broken = ids.flatMap((id, i) => {
     const previous = ids[i - 1];
-    return previous !== undefined && compareIds(previous, id) >= 0 ? [`${previous} -> ${id}`] : [];
+    return previous !== undefined && compareEventIds(previous, id) >= 0
+      ? [`${previous} -> ${id}`]
+      : [];
   });
   expect(broken, `${label}: eventIds must increase strictly`).toEqual([]);
 }
@@ -203,7 +194,7 @@ describe('reliability', () => {
       // The second socket starts right after what the first one saw; together they hold the
       // session's whole log, once each, in order.
       const secondIds = idsOf(second.frames);
-      expect(compareIds(secondIds[0] ?? '0-0', seen)).toBeGreaterThan(0);
+      expect(compareEventIds(secondIds[0] ?? '0-0', seen)).toBeGreaterThan(0);
       const stored = (await storedEvents(cluster, String(welcome.sessionId))).map((f) =>
         String(f.eventId),
       );
@@ -265,7 +256,7 @@ describe('reliability', () => {
         const afterResume = browser.frames.slice(replayStart);
         const stored = await storedEvents(cluster, sessionId);
         const expected = stored
-          .filter((f) => compareIds(String(f.eventId), resumeAt) > 0)
+          .filter((f) => compareEventIds(String(f.eventId), resumeAt) > 0)
           .map((f) => String(f.eventId));
         expect(idsOf(afterResume)).toEqual(expected);
         const reply = assembleReply(afterResume, 'r1');
@@ -282,7 +273,7 @@ describe('reliability', () => {
         browser.chat('r2', 'What is a hash table?');
         await browser.waitFor(replyEnded('r2'), 20_000, restAt);
         await browser.waitFor(
-          (f) => isIdle(f) && compareIds(String(f.eventId), lastStored) > 0,
+          (f) => isIdle(f) && compareEventIds(String(f.eventId), lastStored) > 0,
           20_000,
           restAt,
         );
@@ -435,10 +426,10 @@ describe('reliability', () => {
         await waitForIdleAfter(browser, `m${i}`);
         firstId ??= String(browser.frames.find((f) => f.type === 'user.message')?.eventId);
         const oldest = (await storedEvents(cluster, sessionId))[0];
-        if (oldest && compareIds(String(oldest.eventId), firstId) > 0) break;
+        if (oldest && compareEventIds(String(oldest.eventId), firstId) > 0) break;
       }
       const window = (await storedEvents(cluster, sessionId)).map((f) => String(f.eventId));
-      expect(compareIds(window[0] ?? '0-0', firstId ?? '0-0')).toBeGreaterThan(0);
+      expect(compareEventIds(window[0] ?? '0-0', firstId ?? '0-0')).toBeGreaterThan(0);
       expect(window.length).toBeGreaterThanOrEqual(10);
       expect(window.length).toBeLessThan(idsOf(browser.frames).length);
 

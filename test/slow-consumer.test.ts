@@ -1,7 +1,46 @@
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareEventIds } from '../packages/protocol/dist/index.js';
 import { TestCluster } from './support/test-cluster.js';
+
+interface Frame {
+  type: string;
+  eventId?: string;
+  replyTo?: string;
+  text?: string;
+  id?: string;
+  sessionId?: string;
+  token?: string;
+}
+
+/** A socket to the cluster's first gateway, with the frames it receives and its close code. */
+function openSocket(cluster: TestCluster, query = '') {
+  const socket = new WebSocket(`${cluster.gateway(0).wsUrl}${query}`, {
+    headers: { Origin: 'http://localhost:8080' },
+  });
+  const frames: Frame[] = [];
+  const closed = new Promise<number>((resolve) => socket.on('close', resolve));
+  socket.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Frame));
+  return { socket, frames, closed };
+}
+
+/** The first number the gateway's /metrics shows for `pattern` (its group 1), else 0. */
+async function metric(cluster: TestCluster, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
+  return Number(pattern.exec(text)?.[1] ?? 0);
+}
+
+const slowConsumerSteps = (cluster: TestCluster, step: string) =>
+  metric(cluster, new RegExp(`chorus_ws_slow_consumer_total\\{step="${step}"[^}]*\\} (\\d+)`));
+
+/** The session events among `frames` (an ack's eventId is its message's), in arrival order. */
+const eventIdsOf = (frames: Frame[]) =>
+  frames.flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []));
+
+/** What the echo model answers to `question` with `deltas` deltas. */
+const echoOf = (question: string, deltas: number) =>
+  `echo: ${question}${Array.from({ length: deltas - 1 }, (_, k) => ` ${k + 1}`).join('')}`;
 
 /**
  * A socket that stops reading must not lose frames silently. Live events for a socket that falls
@@ -31,19 +70,12 @@ describe('slow consumer', () => {
     await cluster?.stop();
   });
 
-  const metric = async (pattern: RegExp) => {
-    const text = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
-    return Number(pattern.exec(text)?.[1] ?? 0);
-  };
-  const socket = (query = '') =>
-    new WebSocket(`${cluster.gateway(0).wsUrl}${query}`, {
-      headers: { Origin: 'http://localhost:8080' },
-    });
+  const count = (pattern: RegExp) => metric(cluster, pattern);
 
   /** Stores MESSAGES large chats in one session, ten at a time; resolves with its credentials. */
   const fillSession = () =>
     new Promise<{ session: string; token: string }>((resolve, reject) => {
-      const writer = socket();
+      const writer = openSocket(cluster).socket;
       let acks = 0;
       let credentials = { session: '', token: '' };
       const sendBatch = () => {
@@ -84,13 +116,13 @@ describe('slow consumer', () => {
       stalled.pause();
     });
     const closedSilent = /chorus_ws_connections_closed_total\{code="4408"[^}]*\} (\d+)/;
-    await expect.poll(() => metric(closedSilent), { timeout: 30_000, interval: 250 }).toBe(1);
-    expect(await metric(/chorus_ws_connections_closed_total\{code="1006"[^}]*\} (\d+)/)).toBe(0);
-    await expect.poll(() => metric(/^chorus_ws_connections\{[^}]*\} (\d+)/m)).toBe(0);
+    await expect.poll(() => count(closedSilent), { timeout: 30_000, interval: 250 }).toBe(1);
+    expect(await count(/chorus_ws_connections_closed_total\{code="1006"[^}]*\} (\d+)/)).toBe(0);
+    await expect.poll(() => count(/^chorus_ws_connections\{[^}]*\} (\d+)/m)).toBe(0);
     stalled.destroy();
 
     // The same client, back and reading, gets every message once.
-    const reader = socket(query);
+    const reader = openSocket(cluster, query).socket;
     const pings = setInterval(() => reader.send(JSON.stringify({ type: 'ping' })), 300);
     const ids = new Set<string>();
     let received = 0;
@@ -106,13 +138,6 @@ describe('slow consumer', () => {
     reader.terminate();
   });
 });
-
-interface Frame {
-  type: string;
-  eventId?: string;
-  replyTo?: string;
-  text?: string;
-}
 
 describe('slow consumer of live deltas', () => {
   let cluster: TestCluster;
@@ -131,20 +156,12 @@ describe('slow consumer of live deltas', () => {
     await cluster?.stop();
   });
 
-  const metric = async (step: string) => {
-    const text = await (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
-    const line = new RegExp(`chorus_ws_slow_consumer_total\\{step="${step}"[^}]*\\} (\\d+)`);
-    return Number(line.exec(text)?.[1] ?? 0);
-  };
+  const steps = (step: string) => slowConsumerSteps(cluster, step);
 
   it('a socket that pauses mid-stream gets merged deltas, the whole text, and stays open', async () => {
-    const reader = new WebSocket(cluster.gateway(0).wsUrl, {
-      headers: { Origin: 'http://localhost:8080' },
-    });
-    const frames: Frame[] = [];
+    const { socket: reader, frames } = openSocket(cluster);
     let closed: number | undefined;
     reader.on('close', (code) => (closed = code));
-    reader.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Frame));
     await expect.poll(() => frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
 
     for (let i = 0; i < CHATS; i++) {
@@ -152,20 +169,20 @@ describe('slow consumer of live deltas', () => {
     }
     // Stops reading while ~20 × 4,000 deltas (≈ 5 MB of frames) stream, then reads again.
     reader.pause();
-    await expect.poll(() => metric('held'), { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
+    await expect.poll(() => steps('held'), { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
     await expect
-      .poll(() => metric('merged'), { timeout: 30_000, interval: 200 })
+      .poll(() => steps('merged'), { timeout: 30_000, interval: 200 })
       .toBeGreaterThan(0);
     reader.resume();
 
     const ends = () => frames.filter((f) => f.type === 'reply.end').length;
     await expect.poll(ends, { timeout: 60_000, interval: 200 }).toBe(CHATS);
     expect(closed).toBeUndefined();
-    expect(await metric('caught_up')).toBeGreaterThan(0);
-    expect(await metric('closed')).toBe(0);
+    expect(await steps('caught_up')).toBeGreaterThan(0);
+    expect(await steps('closed')).toBe(0);
 
-    const ids = frames.flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []));
-    expect(ids).toEqual([...ids].sort(compareIds));
+    const ids = eventIdsOf(frames);
+    expect(ids).toEqual([...ids].sort(compareEventIds));
     expect(new Set(ids).size).toBe(ids.length);
     let deltaFrames = 0;
     for (let i = 0; i < CHATS; i++) {
@@ -173,7 +190,7 @@ describe('slow consumer of live deltas', () => {
       const deltas = mine.filter((f) => f.type === 'reply.delta');
       deltaFrames += deltas.length;
       const end = mine.find((f) => f.type === 'reply.end');
-      const expected = `echo: question ${i}${Array.from({ length: DELTAS - 1 }, (_, k) => ` ${k + 1}`).join('')}`;
+      const expected = echoOf(`question ${i}`, DELTAS);
       expect(deltas.map((f) => f.text).join('')).toBe(expected);
       expect(end?.text).toBe(expected);
     }
@@ -202,15 +219,7 @@ describe('slow consumer that falls too far behind', () => {
     await cluster?.stop();
   });
 
-  const open = (query = '') => {
-    const socket = new WebSocket(`${cluster.gateway(0).wsUrl}${query}`, {
-      headers: { Origin: 'http://localhost:8080' },
-    });
-    const frames: (Frame & { sessionId?: string; token?: string })[] = [];
-    const closed = new Promise<number>((resolve) => socket.on('close', resolve));
-    socket.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Frame));
-    return { socket, frames, closed };
-  };
+  const open = (query = '') => openSocket(cluster, query);
 
   it('is closed with 4413, then resumes from its lastEventId with every reply whole', async () => {
     const first = open();
@@ -220,21 +229,16 @@ describe('slow consumer that falls too far behind', () => {
       first.socket.send(JSON.stringify({ type: 'chat', id: `c${i}`, text: `${i} ${TEXT}` }));
     }
     first.socket.pause();
-    const metrics = async () => (await fetch(`${cluster.gateway(0).url}/metrics`)).text();
     await expect
-      .poll(metrics, { timeout: 30_000, interval: 200 })
-      .toMatch(/chorus_ws_slow_consumer_total\{step="closed"[^}]*\} 1/);
+      .poll(() => slowConsumerSteps(cluster, 'closed'), { timeout: 30_000, interval: 200 })
+      .toBe(1);
     first.socket.resume();
     expect(await first.closed).toBe(4413);
 
-    const lastEventId = first.frames
-      .flatMap((f) => (f.eventId && f.type !== 'ack' ? [f.eventId] : []))
-      .at(-1)!;
+    const lastEventId = eventIdsOf(first.frames).at(-1)!;
     const second = open(`?${new URLSearchParams({ session, token, lastEventId }).toString()}`);
     // Like @chorus/client: chats the first socket never got an ack for are sent again.
-    const acked = new Set(
-      first.frames.filter((f) => f.type === 'ack').map((f) => (f as { id?: string }).id),
-    );
+    const acked = new Set(first.frames.filter((f) => f.type === 'ack').map((f) => f.id));
     await expect.poll(() => second.frames.length, { timeout: 10_000 }).toBeGreaterThan(0);
     for (let i = 0; i < CHATS; i++) {
       if (!acked.has(`c${i}`)) {
@@ -243,24 +247,21 @@ describe('slow consumer that falls too far behind', () => {
     }
     const ends = () => [...first.frames, ...second.frames].filter((f) => f.type === 'reply.end');
     await expect.poll(() => ends().length, { timeout: 60_000, interval: 200 }).toBe(CHATS);
-    const ids = [...first.frames, ...second.frames].flatMap((f) =>
-      f.eventId && f.type !== 'ack' ? [f.eventId] : [],
-    );
+    // As the client sees it: every event once, in order across the two sockets, every reply whole.
+    const all = [...first.frames, ...second.frames];
+    const ids = eventIdsOf(all);
+    expect(ids).toEqual([...ids].sort(compareEventIds));
     expect(new Set(ids).size).toBe(ids.length);
     for (let i = 0; i < CHATS; i++) {
-      const mine = [...first.frames, ...second.frames].filter((f) => f.replyTo === `c${i}`);
+      const mine = all.filter((f) => f.replyTo === `c${i}`);
       const deltas = mine
         .filter((f) => f.type === 'reply.delta')
         .map((f) => f.text)
         .join('');
-      expect(deltas).toBe(mine.find((f) => f.type === 'reply.end')?.text);
+      const expected = echoOf(`${i} ${TEXT}`, 10);
+      expect(deltas).toBe(expected);
+      expect(mine.filter((f) => f.type === 'reply.end').map((f) => f.text)).toEqual([expected]);
     }
     second.socket.close();
   }, 120_000);
 });
-
-function compareIds(a: string, b: string): number {
-  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
-  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
-  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
-}

@@ -119,30 +119,31 @@ async function holdIdleSockets(options, withGc) {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Fresh processes run their first thousands of chats on unoptimised code: a load at `rate` for
- * `durationMs`, whose figures are dropped, lets V8 compile the hot paths before the warm-up
- * at the measured rate starts (a production replica is warm too).
+ * Starts an open-loop run in every client process that has sessions, the rate shared by their
+ * sessions; resolves with each process's result (null for one without sessions).
  */
-async function prewarm(clients, ready, connected, { rate, durationMs, idPrefix }) {
-  const startAt = Date.now() + 100;
-  await Promise.all(
-    clients.map((c, i) =>
-      ready[i].sessions === 0
-        ? null
-        : c.call(
-            'loadRun',
-            {
-              rate: rate * (ready[i].sessions / connected),
-              startAt,
-              warmupMs: 0,
-              durationMs,
-              drainMs: 5_000,
-              text: 'benchmark message',
-              idPrefix: `${idPrefix}p${i}x`,
-            },
-            durationMs + 65_000,
-          ),
-    ),
+function loadRuns(
+  clients,
+  ready,
+  connected,
+  { rate, startAt, warmupMs, durationMs, drainMs, idPrefix },
+) {
+  return clients.map((c, i) =>
+    ready[i].sessions === 0
+      ? Promise.resolve(null)
+      : c.call(
+          'loadRun',
+          {
+            rate: rate * (ready[i].sessions / connected),
+            startAt,
+            warmupMs,
+            durationMs,
+            drainMs,
+            text: 'benchmark message',
+            idPrefix: `${idPrefix}${i}x`,
+          },
+          warmupMs + durationMs + drainMs + 60_000,
+        ),
   );
 }
 
@@ -173,7 +174,21 @@ async function chatLoad(cluster, clients, options) {
   );
   const connected = sum(ready.map((r) => r.sessions));
   if (connected === 0) throw new Error(`no session connected: ${JSON.stringify(ready)}`);
-  if (options.prewarm) await prewarm(clients, ready, connected, { ...options.prewarm, idPrefix });
+  // Fresh processes run their first thousands of chats on unoptimised code: a load whose figures
+  // are dropped lets V8 compile the hot paths first (a production replica is warm too).
+  if (options.prewarm) {
+    const { rate: warmRate, durationMs: warmMs } = options.prewarm;
+    await Promise.all(
+      loadRuns(clients, ready, connected, {
+        rate: warmRate,
+        startAt: Date.now() + 100,
+        warmupMs: 0,
+        durationMs: warmMs,
+        drainMs: 5_000,
+        idPrefix: `${idPrefix}p`,
+      }),
+    );
+  }
   const startAt = Date.now() + 300;
   const services = cluster.services();
   let cpuBefore = null;
@@ -187,23 +202,14 @@ async function chatLoad(cluster, clients, options) {
     startAt + warmupMs + durationMs - Date.now(),
   );
   // A client process whose sessions all failed to connect sends nothing; the rest share the rate.
-  const runs = clients.map((c, i) =>
-    ready[i].sessions === 0
-      ? Promise.resolve(null)
-      : c.call(
-          'loadRun',
-          {
-            rate: rate * (ready[i].sessions / connected),
-            startAt,
-            warmupMs,
-            durationMs,
-            drainMs,
-            text: 'benchmark message',
-            idPrefix: `${idPrefix}c${i}x`,
-          },
-          warmupMs + durationMs + drainMs + 60_000,
-        ),
-  );
+  const runs = loadRuns(clients, ready, connected, {
+    rate,
+    startAt,
+    warmupMs,
+    durationMs,
+    drainMs,
+    idPrefix: `${idPrefix}c`,
+  });
   const probes = options.during?.(startAt) ?? Promise.resolve(null);
   const [all, probed] = await Promise.all([Promise.all(runs), probes]);
   const results = all.filter(Boolean);

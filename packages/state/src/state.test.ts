@@ -726,21 +726,21 @@ describe('MessageInbox.accept: which messages need a job', () => {
     if (claim.status !== 'claimed') throw new Error('not claimed');
     // The holder answers every waiting message before it lets go: no job while it holds.
     expect((await acceptOk(session, { id: 'm3', text: 'q3', ts: 4 })).jobKey).toBeNull();
-    for (const id of ['m1', 'm2', 'm3']) {
+    for (const [id, behind] of [
+      ['m1', 2],
+      ['m2', 1],
+      ['m3', 0],
+    ] as const) {
       const head = await inbox.claim(session, {
         heldFence: claim.fence,
         leaseTtlMs: 5_000,
         withHistory: false,
       });
       expect(head).toMatchObject({ status: 'claimed', id });
-      const done = await inbox.finish(
-        session,
-        claim.fence,
-        id,
-        { type: 'status', state: 'idle' },
-        [],
-      );
-      expect(done?.waiting).toBe(id === 'm3' ? 0 : 3 - Number(id.slice(1)));
+      const idle = { type: 'status', state: 'idle' } as const;
+      expect(await inbox.finish(session, claim.fence, id, idle, [])).toMatchObject({
+        waiting: behind,
+      });
     }
     // Let go with the last answer: the next message needs a job, under a key not used before.
     expect(await redis.exists(keys.session(session).lease)).toBe(0);

@@ -170,9 +170,7 @@ describe('slow consumer of live deltas', () => {
     // Stops reading while ~20 × 4,000 deltas (≈ 5 MB of frames) stream, then reads again.
     reader.pause();
     await expect.poll(() => steps('held'), { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
-    await expect
-      .poll(() => steps('merged'), { timeout: 30_000, interval: 200 })
-      .toBeGreaterThan(0);
+    await expect.poll(() => steps('merged'), { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
     reader.resume();
 
     const ends = () => frames.filter((f) => f.type === 'reply.end').length;

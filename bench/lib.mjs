@@ -5,7 +5,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import WebSocket from 'ws';
 import { request, Agent } from 'node:http';
 import { freePort, redisAnswers } from '../scripts/local-net.mjs';
 import { fileURLToPath } from 'node:url';
@@ -249,11 +248,10 @@ function httpOk(port, path) {
  * A gateway from services/gateway/dist/main.js on a free port (LOG_LEVEL=warn, so its port is
  * chosen here rather than read from the 'gateway listening' info line); ready when /livez is 200.
  */
-export async function startGateway({ name, redisUrl, prefix, env = {}, profileDir, inspect }) {
+export async function startGateway({ name, redisUrl, prefix, env = {}, profileDir }) {
   const port = await freePort();
-  const inspectArgs = inspect ? ['--inspect=127.0.0.1:0'] : [];
   const child = track(
-    spawn(process.execPath, [...nodeArgs(profileDir), ...inspectArgs, GATEWAY_MAIN], {
+    spawn(process.execPath, [...nodeArgs(profileDir), GATEWAY_MAIN], {
       env: {
         PATH: process.env.PATH ?? '',
         REDIS_URL: redisUrl,
@@ -281,27 +279,7 @@ export async function startGateway({ name, redisUrl, prefix, env = {}, profileDi
   service.port = port;
   service.url = `http://127.0.0.1:${port}`;
   service.wsUrl = `ws://127.0.0.1:${port}/ws`;
-  service.inspectorUrl = /Debugger listening on (ws:\/\/\S+)/.exec(service.output.join(''))?.[1];
   return service;
-}
-
-/**
- * A full garbage collection in a gateway started with `inspect`, through its inspector (the
- * protocol's HeapProfiler.collectGarbage), so that its memory holds only what is alive.
- */
-export async function collectGarbage(service) {
-  if (!service.inspectorUrl) throw new Error(`${service.name} has no inspector`);
-  const ws = new WebSocket(service.inspectorUrl);
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  await new Promise((resolve, reject) => {
-    ws.on('message', (data) => JSON.parse(String(data)).id === 1 && resolve());
-    ws.once('error', reject);
-    ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
-  });
-  ws.close();
 }
 
 /** The worker with the echo model (a fixed-cost stand-in); ready when its /livez is 200. */
@@ -362,7 +340,6 @@ export async function startCluster({
   gatewayEnv,
   workerEnv,
   profileDir,
-  inspectGateways = false,
 }) {
   const redis = await startRedis();
   const prefix = `bench${randomBytes(3).toString('hex')}`;
@@ -388,7 +365,6 @@ export async function startCluster({
           prefix,
           env: gatewayEnv,
           profileDir,
-          inspect: inspectGateways,
         }),
       ),
       worker

@@ -70,7 +70,7 @@ function settings(quick, openFilesLimit) {
   const fdRoom = Math.max(100, (Number(openFilesLimit) || 1024) - 200);
   if (quick) {
     return {
-      S1: { sockets: Math.min(300, fdRoom), clientProcesses: 1, concurrency: 50 },
+      S1: { sockets: Math.min(300, fdRoom), clientProcesses: 1, concurrency: 50, idleMs: 1000 },
       S2: {
         rates: [100],
         sessions: 20,
@@ -106,7 +106,7 @@ function settings(quick, openFilesLimit) {
     };
   }
   return {
-    S1: { sockets: Math.min(20_000, fdRoom), clientProcesses: 4, concurrency: 100 },
+    S1: { sockets: Math.min(20_000, fdRoom), clientProcesses: 4, concurrency: 100, idleMs: 30_000 },
     S2: {
       rates: [100, 200, 1000, 3000],
       sessions: 200,

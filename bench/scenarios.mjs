@@ -1,7 +1,6 @@
 // The scenarios S1–S5. Each starts its own Redis, gateways and worker, and stops them at the end.
 import { forkClients, stopClients } from './clients.mjs';
 import {
-  collectGarbage,
   cpuDelta,
   cpuSnapshot,
   getText,
@@ -37,49 +36,32 @@ async function heapUsed(gateway) {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * S1: idle sockets held on one gateway. Two rounds, each on a fresh gateway: RSS and heap as
- * found 2 s after the last connect (with whatever garbage V8 has not collected yet), then, in a
- * second round, with a full GC before and after the connects (what the sockets themselves hold).
- * The forced GC shrinks V8's young generation, so it is kept out of the first round.
+ * S1: idle sockets held on one gateway. RSS and heap are read once the gateway has sat idle for
+ * `idleMs`, before the connects and again after them: V8 returns a burst's garbage only when
+ * allocation has gone quiet (its memory reducer: here about 8 s after start-up and 20 s after the
+ * connects), so only then does the memory show what idle sockets hold. RSS 2 s after the last
+ * connect, with the connects' garbage still in it, is reported too ("as found").
  */
 export async function s1IdleSockets(options) {
-  const asFound = await holdIdleSockets(options, false);
-  const collected = await holdIdleSockets(options, true);
-  return {
-    ...asFound,
-    rssPerSocketAfterGcBytes: collected.rssPerSocketBytes,
-    heapPerSocketAfterGcBytes: collected.heapPerSocketBytes,
-    socketsHeldAfterGcRound: collected.socketsHeld,
-  };
-}
-
-async function holdIdleSockets(options, withGc) {
-  const { sockets, clientProcesses, concurrency } = options;
+  const { sockets, clientProcesses, concurrency, idleMs } = options;
   const cluster = await startCluster({
     gateways: 1,
     worker: false,
-    profileDir: withGc ? undefined : options.profileDir,
-    inspectGateways: withGc,
+    profileDir: options.profileDir,
   });
   const [gateway] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's1-client');
-  const settle = async () => {
-    if (withGc) await collectGarbage(gateway);
-    await sleep(withGc ? 500 : 2000);
-    return {
-      rss: rssBytes(gateway.pid),
-      heap: await heapUsed(gateway),
-      redisRss: rssBytes(cluster.redis.pid),
-    };
-  };
+  const memory = async () => ({
+    rss: rssBytes(gateway.pid),
+    heap: await heapUsed(gateway),
+    redisRss: rssBytes(cluster.redis.pid),
+  });
   try {
-    await sleep(1000);
-    const before = await settle();
+    log(`S1: gateway idle for ${idleMs / 1000} s before the connects`);
+    await sleep(idleMs);
+    const before = await memory();
     const cpuBefore = cpuSnapshot(cluster.services());
-    log(
-      `S1: opening ${sockets} sockets on one gateway from ${clientProcesses} client processes` +
-        (withGc ? ', with a full GC before and after' : ''),
-    );
+    log(`S1: opening ${sockets} sockets on one gateway from ${clientProcesses} client processes`);
     const results = await Promise.all(
       clients.map((c, i) =>
         c.call(
@@ -90,7 +72,12 @@ async function holdIdleSockets(options, withGc) {
       ),
     );
     const cpu = cpuDelta(cpuBefore, cpuSnapshot(cluster.services()));
-    const after = await settle();
+    const connectedAt = Date.now();
+    await sleep(2000);
+    const asFoundRss = rssBytes(gateway.pid);
+    log(`S1: sockets idle for ${idleMs / 1000} s`);
+    await sleep(connectedAt + idleMs - Date.now());
+    const after = await memory();
     const connected = sum(results.map((r) => r.connected));
     const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
     const perSocket = (a, b) =>
@@ -100,11 +87,13 @@ async function holdIdleSockets(options, withGc) {
       socketsHeld: connected,
       failed: sum(results.map((r) => r.failed)),
       failures: addCounts(results.map((r) => r.failures)),
+      idleMs,
       connectRatePerSec: round((connected / elapsedMs) * 1000, 0),
       connectTime: summarize(mergeHistograms(results.map((r) => r.connectTimes))),
-      gatewayRssBytes: { before: before.rss, after: after.rss },
+      gatewayRssBytes: { before: before.rss, asFound: asFoundRss, after: after.rss },
       gatewayHeapUsedBytes: { before: before.heap, after: after.heap },
       rssPerSocketBytes: perSocket(after.rss, before.rss),
+      rssPerSocketAsFoundBytes: perSocket(asFoundRss, before.rss),
       heapPerSocketBytes: perSocket(after.heap, before.heap),
       redisRssPerSocketBytes: perSocket(after.redisRss, before.redisRss),
       gatewayCpuMsPerConnect: connected > 0 ? round((cpu.gw1 ?? 0) / connected, 4) : null,

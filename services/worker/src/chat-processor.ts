@@ -38,6 +38,11 @@ export function createChatProcessor(ctx: WorkerContext, shutdown: StopScope) {
       }
       if (claim.status !== 'claimed') return 'nothing waiting';
       return await answerAll(ctx, job, token, claim, shutdown, withHistory);
+    } catch (error) {
+      // BullMQ retries a failed job after a backoff of up to minutes; meanwhile its deduplication
+      // key would keep a message accepted in that time from queuing a job of its own.
+      if (!(error instanceof DelayedError)) await job.removeDeduplicationKey().catch(() => false);
+      throw error;
     } finally {
       hold.release();
     }

@@ -1,5 +1,5 @@
 -- Claims the next message of a session to answer, in one step: the lease taken (else 'busy') or
--- still held, the inbox's head (ids whose record is gone are dropped; the record marked tried),
+-- still held, the inbox's head (ids whose record is gone are dropped; its record counts the try),
 -- whether the client already asked to stop it, and the history. A holder that finds nothing lets
 -- go here, so that no message can arrive between its last look and its release.
 -- KEYS[1] lease  KEYS[2] fence  KEYS[3] inbox  KEYS[4] messages  KEYS[5] history  KEYS[6] cancels
@@ -26,13 +26,11 @@ while true do
   if record then break end
   redis.call('LREM', KEYS[3], 1, id)
 end
+-- giveUp ends a message only if workers started on it often enough to call it a poison.
 local decoded = cjson.decode(record)
-if not decoded.tried then
-  -- giveUp ends only a message that some worker started on.
-  decoded.tried = true
-  record = cjson.encode(decoded)
-  redis.call('HSET', KEYS[4], id, record)
-end
+decoded.tries = (decoded.tries or 0) + 1
+record = cjson.encode(decoded)
+redis.call('HSET', KEYS[4], id, record)
 local fence = held
 if held == '' then
   fence = redis.call('INCR', KEYS[2])

@@ -10,8 +10,8 @@ export interface MessageRecord {
   text: string;
   ts: number;
   state: 'pending' | 'done';
-  /** A worker has claimed it to answer it (at least once). */
-  tried?: boolean;
+  /** How many times a worker has claimed it to answer it. */
+  tries?: number;
 }
 
 export type AcceptResult =

@@ -768,7 +768,7 @@ describe('MessageInbox.claim', () => {
     expect(claim).toMatchObject({
       status: 'claimed',
       id: 'm1',
-      record: { text: 'q1', state: 'pending', tried: true },
+      record: { text: 'q1', state: 'pending', tries: 1 },
       cancelRequested: true,
       history: [{ role: 'user', content: 'old', id: 'm0' }],
     });

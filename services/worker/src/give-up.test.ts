@@ -11,7 +11,7 @@ import {
   sessionJobKey,
   type ChatJobData,
 } from '@chorus/state';
-import { giveUp } from './give-up.js';
+import { giveUp, POISON_TRIES } from './give-up.js';
 import type { WorkerContext } from './worker-context.js';
 
 const LEASE_TTL_MS = 2_000;
@@ -48,17 +48,26 @@ function context(): WorkerContext {
   } as unknown as WorkerContext;
 }
 
-it('ends the message the job was stuck on, frees the session and queues a job for the rest', async () => {
+/** Claims the session's head `times` times, as workers that died on it would; the last holds on. */
+async function claimTimes(ctx: WorkerContext, session: string, times: number) {
+  for (let i = 1; ; i++) {
+    const claim = await ctx.inbox.claim(session, {
+      heldFence: null,
+      leaseTtlMs: LEASE_TTL_MS,
+      withHistory: false,
+    });
+    if (claim.status !== 'claimed') throw new Error(`not claimed: ${claim.status}`);
+    if (i === times) return claim;
+    await ctx.lease.release(session, claim.fence);
+  }
+}
+
+it('ends a poison message, frees the session and queues a job for the rest', async () => {
   const ctx = context();
   const session = randomBytes(8).toString('hex');
   for (const id of ['m1', 'm2']) await ctx.inbox.accept(session, { id, text: id, ts: 1 });
-  // The failed job's holder died on m1: its lease still runs for a while.
-  const claim = await ctx.inbox.claim(session, {
-    heldFence: null,
-    leaseTtlMs: LEASE_TTL_MS,
-    withHistory: false,
-  });
-  if (claim.status !== 'claimed') throw new Error('not claimed');
+  // Workers died on m1 POISON_TRIES times; the last one's lease still runs for a while.
+  const claim = await claimTimes(ctx, session, POISON_TRIES);
 
   const started = Date.now();
   expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'm1' }, 10_000)).toBe(true);
@@ -82,13 +91,18 @@ it('ends the message the job was stuck on, frees the session and queues a job fo
   expect(delayed.map((job) => job.data.sessionId)).toEqual([session]);
 });
 
-it('leaves a message no worker started on to the job it queues', async () => {
+it('leaves a message tried fewer times to the job it queues: the job ran out on earlier ones', async () => {
   const ctx = context();
   const session = randomBytes(8).toString('hex');
-  // The failed job's last message was answered; the one behind it arrived later, untried.
   await ctx.inbox.accept(session, { id: 'later', text: 'later', ts: 1 });
-  expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'earlier' }, 1_000)).toBe(false);
-  expect(await ctx.inbox.get(session, 'later')).toMatchObject({ state: 'pending' });
+  await claimTimes(ctx, session, POISON_TRIES - 1);
+  expect(await giveUp(ctx, queue, { sessionId: session, messageId: 'earlier' }, 10_000)).toBe(
+    false,
+  );
+  expect(await ctx.inbox.get(session, 'later')).toMatchObject({
+    state: 'pending',
+    tries: POISON_TRIES - 1,
+  });
   expect(await redis.exists(keys.session(session).lease)).toBe(0);
   const waiting = await queue.getJobs(['waiting']);
   expect(waiting.map((job) => job.data.sessionId)).toEqual([session]);

@@ -4,10 +4,16 @@ import { CHAT_QUEUE, enqueueChat, sessionJobKey, type ChatJobData } from '@choru
 import type { WorkerContext } from './worker-context.js';
 
 /**
- * A job that failed for good (attempts spent, or stalled too often: a poison message) leaves the
- * session's inbox without a job, and the message it was stuck on without an ending. Once the
- * session's lease is free, the inbox's head, if a worker had started on it, ends with `error`
- * `internal`; the messages behind it get a job.
+ * How often workers must have started on a message, without an end, for it to count as a poison.
+ * A job's own limits (BullMQ's 3 stalls, 10 attempts) add up over every message of its turn, so a
+ * job can run out on a message that was not the trouble: that message gets a fresh job instead.
+ */
+export const POISON_TRIES = 3;
+
+/**
+ * A job that failed for good (attempts spent, or stalled too often) leaves the session's inbox
+ * without a job. Once the session's lease is free, the inbox's head, if it is a poison (tried
+ * POISON_TRIES times), ends with `error` `internal`; the messages waiting get a job.
  */
 export async function giveUp(
   ctx: WorkerContext,
@@ -38,7 +44,7 @@ async function endHead(
   const head = await ctx.inbox.head(sessionId);
   let ended = false;
   let waiting = head === null ? 0 : 1;
-  if (head?.record.tried) {
+  if (head && (head.record.tries ?? 0) >= POISON_TRIES) {
     const finished = await ctx.inbox.finish(
       sessionId,
       fence,

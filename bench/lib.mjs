@@ -2,10 +2,14 @@
 // (redis-server, gateways, the worker, the bare uWS echo server), all on 127.0.0.1 and all
 // stopped at the end, on Ctrl-C and on errors.
 /* global performance */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { request, Agent } from 'node:http';
+import { createServer } from 'node:net';
 import { freePort, redisAnswers } from '../scripts/local-net.mjs';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
@@ -210,15 +214,19 @@ async function waitReady(service, ready, timeoutMs = 30_000) {
 }
 
 export async function startRedis() {
-  const port = await freePort();
+  return spawnRedis('redis', await freePort());
+}
+
+/** redis-server on `port`, in memory only; ready when it answers PING. */
+async function spawnRedis(name, port, args = []) {
   const child = track(
     spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     ),
   );
-  const service = new Service('redis', child);
+  const service = new Service(name, child);
   const failed = new Promise((_, reject) =>
     child.once('error', (error) =>
       reject(new Error(`cannot start redis-server: ${error.message}`)),
@@ -228,6 +236,63 @@ export async function startRedis() {
   service.port = port;
   service.url = `redis://127.0.0.1:${port}`;
   return service;
+}
+
+const run = promisify(execFile);
+
+/**
+ * A Redis Cluster of `masters` nodes (redis1…), in memory only, joined by `redis-cli --cluster
+ * create`; `url` is the product's `redis+cluster://` form. A node's cluster bus port (port +
+ * 10000) must be free too, else redis-server exits at start.
+ */
+export async function startRedisCluster(masters = 3) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
+  const nodes = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    while (nodes.length < masters) {
+      const port = await freePort();
+      if (port + 10_000 > 65_535 || !(await portFree(port + 10_000))) continue;
+      const config = ['--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir];
+      nodes.push(
+        await spawnRedis(`redis${nodes.length + 1}`, port, [
+          ...['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', ...config],
+        ]),
+      );
+    }
+    const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...addresses,
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    for (const node of nodes) {
+      const deadline = Date.now() + 20_000;
+      const info = () => run('redis-cli', ['-p', String(node.port), 'cluster', 'info']);
+      while (!(await info()).stdout.includes('cluster_state:ok')) {
+        if (Date.now() > deadline) throw new Error(`${node.name} never reached cluster_state:ok`);
+        await sleep(100);
+      }
+    }
+    return { nodes, url: `redis+cluster://${addresses.join(',')}`, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 const nodeArgs = (profileDir) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
@@ -331,8 +396,9 @@ export async function startUwsEcho() {
 }
 
 /**
- * Redis, gateways and a worker under a key prefix of their own; `stop()` ends them all
- * (SIGTERM when profiling, so that --cpu-prof writes its files).
+ * Redis (one server, or with `redisCluster` a 3-node Redis Cluster), gateways and a worker under
+ * a key prefix of their own; `stop()` ends them all (SIGTERM when profiling, so that --cpu-prof
+ * writes its files). `redisNodes` are the Redis processes, `redisUrl` the services' REDIS_URL.
  */
 export async function startCluster({
   gateways = 2,
@@ -340,12 +406,14 @@ export async function startCluster({
   gatewayEnv,
   workerEnv,
   profileDir,
+  redisCluster = false,
 }) {
-  const redis = await startRedis();
+  const redis = redisCluster ? await startRedisCluster() : await startRedis();
+  const redisNodes = redis.nodes ?? [redis];
   const prefix = `bench${randomBytes(3).toString('hex')}`;
-  const cluster = { redis, prefix, gateways: [], worker: null };
+  const cluster = { redisNodes, redisUrl: redis.url, prefix, gateways: [], worker: null };
   cluster.services = () => [
-    redis,
+    ...redisNodes,
     ...cluster.gateways,
     ...(cluster.worker ? [cluster.worker] : []),
   ];

@@ -9,6 +9,8 @@
 // --profile writes --cpu-prof profiles of the gateways and workers into dir (bench/profile-top.mjs
 // reads them).
 // --rates overrides S2's rates; --worker-concurrency sets WORKER_CONCURRENCY (default: the product's).
+// --redis-cluster runs the scenarios on a 3-node Redis Cluster instead of one redis-server (the
+// floor stays on one server: it is the machine's).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -33,6 +35,7 @@ function parseArgs(argv) {
     profile: null,
     rates: null,
     workerConcurrency: null,
+    redisCluster: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -53,11 +56,13 @@ function parseArgs(argv) {
     else if (arg === '--profile') args.profile = resolve(value());
     else if (arg === '--rates') args.rates = value().split(',').map(Number);
     else if (arg === '--worker-concurrency') args.workerConcurrency = value();
+    else if (arg === '--redis-cluster') args.redisCluster = true;
     else if (arg === '--') continue;
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(
         'node bench/run.mjs [--scenario S1,S2,S3,S4,S5] [--quick] [--json file] [--profile dir]\n' +
-          '                   [--rates 1000,3000 (S2)] [--worker-concurrency N (all scenarios)]\n',
+          '                   [--rates 1000,3000 (S2)] [--worker-concurrency N (all scenarios)]\n' +
+          '                   [--redis-cluster (a 3-node Redis Cluster for the scenarios)]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -167,6 +172,7 @@ async function main() {
   if (args.workerConcurrency) {
     for (const name of ALL) config[name].workerConcurrency = args.workerConcurrency;
   }
+  for (const name of ALL) config[name].redisCluster = args.redisCluster;
   if (args.profile) {
     mkdirSync(args.profile, { recursive: true });
     for (const name of ALL) config[name].profileDir = args.profile;
@@ -176,6 +182,7 @@ async function main() {
     startedAt: new Date(started).toISOString(),
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     quick: args.quick,
+    redis: args.redisCluster ? '3-node Redis Cluster' : 'one redis-server',
     machine: host,
     revision: revision(),
     settings: Object.fromEntries(args.scenarios.map((s) => [s, config[s]])),
@@ -185,6 +192,7 @@ async function main() {
   };
   log(`machine: ${host.cpus} × ${host.model}, ${host.memoryGiB} GiB, Node ${host.node}`);
   log(`open files limit ${host.openFilesLimit}; load average ${host.loadAverageAtStart.join(' ')}`);
+  log(`scenarios on ${report.redis}`);
   report.floor = await measureFloor({ quick: args.quick });
   process.stdout.write(floorTable(report.floor));
   for (const name of args.scenarios) {

@@ -48,13 +48,14 @@ export async function s1IdleSockets(options) {
     gateways: 1,
     worker: false,
     profileDir: options.profileDir,
+    redisCluster: options.redisCluster,
   });
   const [gateway] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's1-client');
   const memory = async () => ({
     rss: rssBytes(gateway.pid),
     heap: await heapUsed(gateway),
-    redisRss: rssBytes(cluster.redis.pid),
+    redisRss: sum(cluster.redisNodes.map((node) => rssBytes(node.pid))),
   });
   try {
     log(`S1: gateway idle for ${idleMs / 1000} s before the connects`);
@@ -97,7 +98,10 @@ export async function s1IdleSockets(options) {
       heapPerSocketBytes: perSocket(after.heap, before.heap),
       redisRssPerSocketBytes: perSocket(after.redisRss, before.redisRss),
       gatewayCpuMsPerConnect: connected > 0 ? round((cpu.gw1 ?? 0) / connected, 4) : null,
-      redisCpuMsPerConnect: connected > 0 ? round((cpu.redis ?? 0) / connected, 4) : null,
+      redisCpuMsPerConnect:
+        connected > 0
+          ? round(sum(cluster.redisNodes.map((n) => cpu[n.name])) / connected, 4)
+          : null,
     };
   } finally {
     await stopClients(clients);
@@ -267,6 +271,7 @@ export async function s2ChatRoundTrip(options) {
       gateways: 2,
       workerEnv: workerEnv(options.deltas, options.workerConcurrency),
       profileDir: options.profileDir,
+      redisCluster: options.redisCluster,
     });
     const clients = forkClients(options.clientProcesses, 's2-client');
     try {
@@ -292,6 +297,7 @@ export async function s3Streaming(options) {
       gateways: 2,
       workerEnv: workerEnv(options.deltas, options.workerConcurrency),
       profileDir: options.profileDir,
+      redisCluster: options.redisCluster,
     });
     const clients = forkClients(options.clientProcesses, 's3-client');
     try {
@@ -326,6 +332,7 @@ export async function s4ReconnectStorm(options) {
     gateways: 2,
     workerEnv: workerEnv(10, options.workerConcurrency),
     profileDir: options.profileDir,
+    redisCluster: options.redisCluster,
   });
   const [victim, survivor] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's4-client');
@@ -364,7 +371,7 @@ export async function s4ReconnectStorm(options) {
       ),
     );
     await sleep(startAt - Date.now() + chatMs / 3);
-    const survivorCpuBefore = cpuSnapshot([survivor, cluster.redis]);
+    const survivorCpuBefore = cpuSnapshot([survivor]);
     log(`S4: SIGKILL ${victim.name} holding ${connected} clients`);
     const killAt = Date.now();
     victim.child.kill('SIGKILL');
@@ -380,7 +387,7 @@ export async function s4ReconnectStorm(options) {
       await sleep(50);
       now = await status();
     }
-    const survivorCpu = cpuDelta(survivorCpuBefore, cpuSnapshot([survivor, cluster.redis]));
+    const survivorCpu = cpuDelta(survivorCpuBefore, cpuSnapshot([survivor]));
     await Promise.all(chatting);
     const answerDeadline = Date.now() + 30_000;
     now = await status();
@@ -401,7 +408,7 @@ export async function s4ReconnectStorm(options) {
     };
     const verified = await Promise.all(
       clients.map((c) =>
-        c.call('stormVerify', { redisUrl: cluster.redis.url, prefix: cluster.prefix }, 120_000),
+        c.call('stormVerify', { redisUrl: cluster.redisUrl, prefix: cluster.prefix }, 120_000),
       ),
     );
     const v = (key) => sum(verified.map((r) => r[key]));
@@ -453,6 +460,7 @@ export async function s5HealthUnderLoad(options) {
     gateways: 2,
     workerEnv: workerEnv(options.deltas, options.workerConcurrency),
     profileDir: options.profileDir,
+    redisCluster: options.redisCluster,
   });
   const clients = forkClients(options.clientProcesses, 's5-client');
   const [gateway] = cluster.gateways;

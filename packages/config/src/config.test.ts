@@ -54,6 +54,13 @@ describe('worker config', () => {
     );
     expect(() => loadWorkerConfig({ OPENAI_BASE_URL: 'not a url' })).toThrow(/OPENAI_BASE_URL/);
   });
+
+  it('wants sessions to outlive two answers', () => {
+    expect(() =>
+      loadWorkerConfig({ SESSION_TTL_SECONDS: '300', JOB_TIMEOUT_MS: '180000' }),
+    ).toThrow(/SESSION_TTL_SECONDS: must be at least twice JOB_TIMEOUT_MS \(180000 ms\)/);
+    expect(loadWorkerConfig({ SESSION_TTL_SECONDS: '360' }).SESSION_TTL_SECONDS).toBe(360);
+  });
 });
 
 describe('REDIS_URL', () => {

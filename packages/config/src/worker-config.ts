@@ -53,5 +53,13 @@ export function loadWorkerConfig(env: Env = process.env) {
   if (config.MODEL_PROVIDER === 'openai' && !config.OPENAI_API_KEY) {
     throw ConfigError.about('OPENAI_API_KEY', 'is required when MODEL_PROVIDER is openai');
   }
+  // A session's keys expire SESSION_TTL_SECONDS after its last message or answer: messages
+  // waiting behind an answer that takes up to JOB_TIMEOUT_MS must outlive it, with room to spare.
+  if (config.SESSION_TTL_SECONDS * 1_000 < 2 * config.JOB_TIMEOUT_MS) {
+    throw ConfigError.about(
+      'SESSION_TTL_SECONDS',
+      `must be at least twice JOB_TIMEOUT_MS (${config.JOB_TIMEOUT_MS} ms), so that waiting messages outlive an answer`,
+    );
+  }
   return config;
 }

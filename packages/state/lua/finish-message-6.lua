@@ -6,17 +6,23 @@
 -- ARGV[4] idle status body  ARGV[5] events maxlen  ARGV[6] history max entries
 -- ARGV[7] session ttl (s)  ARGV[8] n: events to append before the final one
 -- ARGV[9..8+n] those events' bodies (JSON), oldest first  ARGV[9+n..] history entries (JSON)
+-- Run again for a message already done (its reply was lost), it ends nothing twice. The session's
+-- keys live on from here: the messages waiting must outlast the answer in progress.
 -- Returns {final eventId, messages still waiting}, or false when the lease was lost.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local raw = redis.call('HGET', KEYS[4], ARGV[2])
+local record = raw and cjson.decode(raw)
+if record and record.state == 'done' then
+  return {record.finalId or '', redis.call('LLEN', KEYS[5])}
+end
 local before = tonumber(ARGV[8])
 for i = 9, 8 + before do
   emit(KEYS[2], KEYS[3], ARGV[i], ARGV[5])
 end
 local finalId = emit(KEYS[2], KEYS[3], ARGV[3], ARGV[5])
-local raw = redis.call('HGET', KEYS[4], ARGV[2])
-if raw then
-  local record = cjson.decode(raw)
+if record then
   record.state = 'done'
+  record.finalId = finalId
   redis.call('HSET', KEYS[4], ARGV[2], cjson.encode(record))
 end
 redis.call('LREM', KEYS[5], 1, ARGV[2])
@@ -24,7 +30,9 @@ for i = 9 + before, #ARGV do
   redis.call('RPUSH', KEYS[6], ARGV[i])
 end
 redis.call('LTRIM', KEYS[6], -tonumber(ARGV[6]), -1)
-redis.call('EXPIRE', KEYS[6], ARGV[7])
+for _, key in ipairs({KEYS[2], KEYS[4], KEYS[5], KEYS[6]}) do
+  redis.call('EXPIRE', key, ARGV[7])
+end
 local waiting = redis.call('LLEN', KEYS[5])
 if waiting == 0 then
   redis.call('DEL', KEYS[1])

@@ -12,6 +12,8 @@ export interface MessageRecord {
   state: 'pending' | 'done';
   /** How many times a worker has claimed it to answer it. */
   tries?: number;
+  /** Once done: the eventId of its final event (reply.end or error). */
+  finalId?: string;
 }
 
 export type AcceptResult =

@@ -29,7 +29,14 @@ export function createRedis(target: RedisTarget, options: ConnectionOptions): Re
     lazyConnect: false,
     ...(options.blocking
       ? { maxRetriesPerRequest: null, enableReadyCheck: false }
-      : { maxRetriesPerRequest: 2, commandTimeout: 5_000, enableOfflineQueue: true }),
+      : {
+          maxRetriesPerRequest: 2,
+          commandTimeout: 5_000,
+          enableOfflineQueue: true,
+          // A command sent on a connection that then dropped may have run: sent again, a script
+          // would run twice (two reply.end for one message). It times out as an error instead.
+          autoResendUnfulfilledCommands: false,
+        }),
   };
   const redis = connect(target, perConnection);
   // Without a listener ioredis prints every failed reconnect; the owner decides what to log.

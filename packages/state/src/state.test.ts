@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, connect, type Socket } from 'node:net';
 import { encodeEventBody, type ReplyEndEvent, type SessionEventBody } from '@chorus/protocol';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import {
   ClusterDirectory,
+  createRedis,
   decodeLiveMessage,
   encodeControl,
   GraphStore,
@@ -276,7 +278,8 @@ describe('MessageInbox.finish', () => {
       { type: 'status', state: 'idle' },
     ]);
     expect(after[0]?.eventId).toBe(result?.eventId);
-    expect(await inbox.get(session, 'm1')).toEqual({ ...record, state: 'done' });
+    const done = { ...record, state: 'done', finalId: result?.eventId };
+    expect(await inbox.get(session, 'm1')).toEqual(done);
     expect(await redis.llen(keys.session(session).inbox)).toBe(0);
     expect(await inbox.head(session)).toBeNull();
     expect(await inbox.history(session)).toEqual(turnsOf('m1', 'q1', 'a1'));
@@ -286,9 +289,22 @@ describe('MessageInbox.finish', () => {
     // A resend after the answer is a duplicate of a done message.
     expect(await inbox.accept(session, { id: 'm1', text: 'q1', ts: 2 })).toEqual({
       status: 'duplicate',
-      record: { ...record, state: 'done' },
+      record: done,
       jobKey: null,
     });
+  });
+
+  it('run twice for one message (its first reply lost), ends it once', async () => {
+    for (const id of ['m1', 'm2']) await acceptOk(session, { id, text: `q-${id}`, ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    const finish = () =>
+      inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q-m1', 'a1'));
+    const first = await finish();
+    expect(await finish()).toEqual(first);
+    const ends = (await storedEvents(session)).filter(([, e]) => e.type === 'reply.end');
+    expect(ends.map(([id]) => id)).toEqual([first?.eventId]);
+    expect(await inbox.history(session)).toEqual(turnsOf('m1', 'q-m1', 'a1'));
+    expect(await redis.lrange(keys.session(session).inbox, 0, -1)).toEqual(['m2']);
   });
 
   it('keeps the lease while another message waits, and trims the history to historyMaxEntries', async () => {
@@ -921,4 +937,74 @@ describe('SessionDirectory.join (a socket joins its session in one script)', () 
     expect(await join(ids[0]!)).toMatchObject({ reset: true, page: page(2, 5) });
     expect(await join(ids[2]!)).toMatchObject({ reset: false, page: page(3, 5) });
   });
+});
+
+/** A TCP proxy to the test Redis that can swallow the next reply and reset the connection. */
+async function replyDroppingProxy() {
+  const upstream = new URL(inject('redisUrl'));
+  let dropNext = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const up = connect(Number(upstream.port || 6379), upstream.hostname);
+    for (const socket of [client, up]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        client.destroy();
+        up.destroy();
+      });
+    }
+    client.on('data', (data) => up.write(data));
+    up.on('data', (data) => {
+      if (!dropNext) return void client.write(data);
+      dropNext = false;
+      client.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    dropNextReply: () => (dropNext = true),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('a reply lost with its connection (Redis ran the command)', () => {
+  // The call waits for its command timeout (5 s) before it fails.
+  it(
+    'is not run again on the new connection: the events are appended once',
+    { timeout: 15_000 },
+    async () => {
+      const proxy = await replyDroppingProxy();
+      const viaProxy = createRedis({ kind: 'single', url: proxy.url }, { name: 'test:proxied' });
+      try {
+        await acceptOk(session, { id: 'm1', text: 'q', ts: 1 });
+        const fence = (await new SessionLease(redis, keys, 60_000).acquire(session))!;
+        const delta = (text: string) =>
+          JSON.stringify({ type: 'reply.delta', replyTo: 'm1', agent: 'tutor', text });
+        const proxiedEvents = new SessionEvents(viaProxy, keys, SETTINGS.eventsMaxLen);
+        expect(
+          await proxiedEvents.appendManyAsLeaseHolder(session, fence, [delta('a')]),
+        ).toHaveLength(1);
+
+        proxy.dropNextReply();
+        // The outcome is unknown to the caller, which hears an error and retries its own way.
+        await expect(
+          proxiedEvents.appendManyAsLeaseHolder(session, fence, [delta('b')]),
+        ).rejects.toThrow();
+        expect(
+          await proxiedEvents.appendManyAsLeaseHolder(session, fence, [delta('c')]),
+        ).toHaveLength(1);
+        const texts = (await storedEvents(session)).slice(1).map(([, e]) => e.text);
+        expect(texts).toEqual(['a', 'b', 'c']);
+      } finally {
+        viaProxy.disconnect();
+        proxy.close();
+      }
+    },
+  );
 });

@@ -380,6 +380,34 @@ describe('reliability', () => {
       expect(refused).not.toHaveProperty('replyTo');
     });
 
+    it("a gateway's Redis subscription cut mid-reply: its sockets get 1001, then replay the gap", async () => {
+      const { browser: watcher, welcome } = await open(0);
+      const { browser: sender } = await open(1, sessionOf(welcome));
+      sender.chat('cut', LONG_QUESTION);
+      await waitForDeltas(watcher, 'cut', 3);
+
+      // Redis drops the watcher's gateway's subscriber (as its pub/sub output limit would).
+      const clients = String(await cluster.redis().client('LIST'));
+      const subscriber = clients
+        .split('\n')
+        .find((line) => line.includes(` name=${String(welcome.gatewayId)}:events `));
+      const id = /\bid=(\d+)/.exec(subscriber ?? '')?.[1];
+      if (id === undefined) throw new Error(`no events connection of the gateway in ${clients}`);
+      await cluster.redis().client('KILL', 'ID', id);
+      expect((await watcher.closed).code).toBe(1001);
+
+      const { browser: back } = await open(0, {
+        ...sessionOf(welcome),
+        lastEventId: lastEventId(watcher),
+      });
+      await waitForIdleAfter(back, 'cut');
+      expectComplete(expectWholeReplyOnce([watcher, back], 'cut'));
+      const stored = await storedEvents(cluster, String(welcome.sessionId));
+      expect([...idsOf(watcher.frames), ...idsOf(back.frames)]).toEqual(
+        stored.map((f) => String(f.eventId)),
+      );
+    });
+
     it('SIGTERM on a gateway mid-reply: 1001, exit 0, and the other replica delivers the rest', async () => {
       const doomed = await cluster.addGateway({ DRAIN_TIMEOUT_MS: '3000' });
       const { browser: first, welcome } = await TestBrowser.open(doomed.wsUrl);

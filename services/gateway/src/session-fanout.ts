@@ -64,6 +64,30 @@ export class SessionFanout implements SessionCounts {
     this.channelTail = probe.length - this.channelHead - 1;
     this.batch = new TurnBatch(stats);
     subscriber.on('smessage', (channel: string, raw: string) => this.deliver(channel, raw));
+    // Events published while the subscription is down never reach this gateway, and its sockets
+    // cannot tell: once it is back, they reconnect with their lastEventId and replay them.
+    // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
+    let interrupted = false;
+    const lost = () => (interrupted = true);
+    const back = () => {
+      if (!interrupted) return;
+      interrupted = false;
+      this.resync();
+    };
+    subscriber.on('close', lost).on('-subscriber', lost);
+    subscriber.on('ready', back).on('subscribersReady', back);
+  }
+
+  private resync(): void {
+    const sockets = this.allSockets();
+    this.stats.error('live_feed_interrupted');
+    this.log.warn(
+      { sockets: sockets.length },
+      'live events were interrupted: closing sockets with 1001',
+    );
+    for (const ws of sockets) {
+      if (!connOf(ws).closed) ws.end(CloseCode.draining, 'live events interrupted; reconnect');
+    }
   }
 
   /** Registers a socket, and subscribes to its session's events if it is the first here. */

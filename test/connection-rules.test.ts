@@ -202,10 +202,19 @@ describe('connection rules', () => {
       await expect(browser.next('ack')).resolves.toMatchObject({ id: 'fits' });
     });
 
+    it('a chat at the limit is accepted however much JSON escapes it (six bytes a character)', async () => {
+      const { browser } = await open(0);
+      const text = '\u0001'.repeat(1024); // a 6 KiB frame for 1 KiB of text
+      browser.chat('escaped', text);
+      await expect(browser.next('ack')).resolves.toMatchObject({ id: 'escaped' });
+      const stored = browser.frames.find((f) => f.type === 'user.message' && f.id === 'escaped');
+      expect(stored?.text).toBe(text);
+    });
+
     it('a frame far over the limit closes the socket with 1009', async () => {
       const { browser } = await open(1);
-      browser.chat('huge', 'z'.repeat(10 * 1024));
-      const closed = await within(browser.closed, 5_000, 'close after a 10 KB frame');
+      browser.chat('huge', 'z'.repeat(20 * 1024));
+      const closed = await within(browser.closed, 5_000, 'close after a 20 KB frame');
       expect(closed.code).toBe(1009);
       expect(browser.frames.some((f) => f.type === 'ack')).toBe(false);
     });

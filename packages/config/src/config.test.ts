@@ -35,6 +35,16 @@ describe('gateway config', () => {
     );
   });
 
+  it('wants the frame cap above the 1009 limit', () => {
+    expect(() =>
+      loadGatewayConfig({ ...gatewayEnv, MAX_MESSAGE_BYTES: '65536', MAX_FRAME_BYTES: '786432' }),
+    ).toThrow(/MAX_FRAME_BYTES: must be more than 12 x MAX_MESSAGE_BYTES \+ 2048 \(788480\)/);
+    expect(
+      loadGatewayConfig({ ...gatewayEnv, MAX_MESSAGE_BYTES: '65536', MAX_FRAME_BYTES: '788481' })
+        .MAX_FRAME_BYTES,
+    ).toBe(788481);
+  });
+
   it('parses an origin list', () => {
     const config = loadGatewayConfig({
       ...gatewayEnv,

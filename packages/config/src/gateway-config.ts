@@ -1,3 +1,4 @@
+import { closeLimit } from '@chorus/protocol';
 import { z } from 'zod';
 import {
   bool,
@@ -62,12 +63,13 @@ export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 
 export function loadGatewayConfig(env: Env = process.env) {
   const config = parseEnv(gatewayShape, env);
-  // The hard cap must sit well above the protocol limit: frames up to 4x the limit get
-  // `too_large`, larger ones close 1009, and only past the cap does uWS drop the socket.
-  if (config.MAX_FRAME_BYTES <= config.MAX_MESSAGE_BYTES * 4) {
+  // The hard cap must sit above the protocol's limits: frames a little too large get
+  // `too_large`, far too large ones close 1009, and only past the cap does uWS drop the socket.
+  const closeAt = closeLimit({ maxMessageBytes: config.MAX_MESSAGE_BYTES });
+  if (config.MAX_FRAME_BYTES <= closeAt) {
     throw ConfigError.about(
       'MAX_FRAME_BYTES',
-      `must be more than 4 x MAX_MESSAGE_BYTES (${config.MAX_MESSAGE_BYTES * 4})`,
+      `must be more than 12 x MAX_MESSAGE_BYTES + 2048 (${closeAt}), where frames close with 1009`,
     );
   }
   return config;

@@ -22,8 +22,11 @@ import { parseClientFrame, utf8ByteLength, type ParseResult } from './parse-clie
 
 const MAX = 100;
 const limits = { maxMessageBytes: MAX };
-/** docs/protocol.md: a frame over maxMessageBytes plus 1 KiB of envelope is too_large. */
-const FRAME_LIMIT = MAX + 1024;
+/**
+ * docs/protocol.md: a frame over 6 × maxMessageBytes (JSON may escape a byte of text as six)
+ * plus 1 KiB of envelope is too_large.
+ */
+const FRAME_LIMIT = 6 * MAX + 1024;
 const RUNS = 1000;
 
 const CHAT_ID = /^[A-Za-z0-9_-]{1,64}$/;

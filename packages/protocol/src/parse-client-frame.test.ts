@@ -53,7 +53,25 @@ describe('parseClientFrame', () => {
 
   it('rejects a frame far over the limit before parsing it', () => {
     const huge = JSON.stringify({ type: 'chat', id: 'a', text: 'x'.repeat(5000) });
-    expect(parse(huge)).toMatchObject({ ok: false, code: 'too_large' });
+    expect(parse(huge)).toEqual({
+      ok: false,
+      code: 'too_large',
+      message: `frame of ${utf8ByteLength(huge)} bytes exceeds the limit of 1624 bytes`,
+    });
+  });
+
+  it('accepts a text at the limit however JSON escapes it (up to six bytes a character)', () => {
+    for (const char of ['\u0001', '"', '\\', '\n', '\ud800']) {
+      const frame = JSON.stringify({
+        type: 'chat',
+        id: 'a',
+        text: char.repeat(limits.maxMessageBytes / 3),
+      });
+      expect(parse(frame), JSON.stringify(char)).toMatchObject({ ok: true });
+    }
+    const controls = JSON.stringify({ type: 'chat', id: 'a', text: '\u0001'.repeat(100) });
+    expect(utf8ByteLength(controls)).toBeGreaterThan(600);
+    expect(parse(controls)).toMatchObject({ ok: true });
   });
 
   it('counts surrogate pairs as four bytes', () => {

@@ -9,6 +9,15 @@ export interface FrameLimits {
 /** Room for the JSON envelope around a chat text that is exactly at the limit. */
 const ENVELOPE_BYTES = 1024;
 
+/**
+ * The largest frame a valid chat can need: JSON may escape one byte of text as six (`\u0001`),
+ * plus the envelope. A larger frame gets `too_large` unread.
+ */
+export const frameLimit = (limits: FrameLimits) => 6 * limits.maxMessageBytes + ENVELOPE_BYTES;
+
+/** Past twice the frame limit a gateway does not decode a frame at all: it closes with 1009. */
+export const closeLimit = (limits: FrameLimits) => 2 * frameLimit(limits);
+
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
   | { ok: false; code: ErrorCode; message: string; frameType?: ClientFrameType; id?: string };
@@ -50,11 +59,11 @@ export function parseClientFrame(
   byteLength: number,
   limits: FrameLimits,
 ): ParseResult {
-  if (byteLength > limits.maxMessageBytes + ENVELOPE_BYTES) {
+  if (byteLength > frameLimit(limits)) {
     return {
       ok: false,
       code: 'too_large',
-      message: `frame of ${byteLength} bytes exceeds the limit of ${limits.maxMessageBytes} bytes`,
+      message: `frame of ${byteLength} bytes exceeds the limit of ${frameLimit(limits)} bytes`,
     };
   }
   let value: unknown;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CloseCode, isEventId, PROTOCOL_VERSION } from '@chorus/protocol';
+import { closeLimit, CloseCode, isEventId, PROTOCOL_VERSION } from '@chorus/protocol';
 import { encodeControl } from '@chorus/state';
 import { clock, connOf, Connection, type Socket, type SocketData } from './connection.js';
 import { handleFrame } from './frame-handler.js';
@@ -16,6 +16,7 @@ const TRY_AGAIN_LATER = 1013;
 /** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
+  const closeAt = closeLimit({ maxMessageBytes: settings.maxMessageBytes });
   const welcomes = new WelcomeQueue(ctx);
   return {
     compression: 0,
@@ -93,7 +94,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
       const conn = connOf(ws);
       conn.lastSeen = clock();
       const byteLength = message.byteLength;
-      if (byteLength > settings.maxMessageBytes * 4) {
+      if (byteLength > closeAt) {
         ctx.stats.frameReceived('invalid');
         ctx.stats.error('too_large');
         ws.end(CloseCode.tooLarge, 'frame too large');

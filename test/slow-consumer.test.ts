@@ -103,8 +103,11 @@ describe('slow consumer', () => {
       );
     });
 
+  let filled: Promise<{ session: string; token: string }>;
+
   it('paces a replay to a socket that stops reading; silent, it is closed with 4408; its client then replays everything', async () => {
-    const { session, token } = await fillSession();
+    filled = fillSession();
+    const { session, token } = await filled;
     const query = `?${new URLSearchParams({ session, token, lastEventId: '0-0' }).toString()}`;
 
     // A client that asks for the whole log (about 15 MB) and then reads nothing.
@@ -136,6 +139,31 @@ describe('slow consumer', () => {
     expect(ids.size).toBe(MESSAGES);
     clearInterval(pings);
     reader.terminate();
+  });
+
+  it('a client that stops reading a replay but keeps sending is closed with 4429, not buffered', async () => {
+    const { session, token } = await filled;
+    const query = `?${new URLSearchParams({ session, token, lastEventId: '0-0' }).toString()}`;
+    const { socket, frames, closed } = openSocket(cluster, query);
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.pause(); // reads nothing: the replay of about 15 MB soon waits for the socket to drain
+    await expect
+      .poll(() => count(/^chorus_ws_backpressure_events_total\{[^}]*\} (\d+)/m), {
+        timeout: 10_000,
+      })
+      .toBeGreaterThan(0);
+    const before = await count(/chorus_ws_errors_total\{reason="rate_limited"[^}]*\} (\d+)/);
+    // Frames sent meanwhile wait for the replay; 9 MB of them is more than a client may queue.
+    for (let i = 0; i < 200; i++)
+      socket.send(JSON.stringify({ type: 'chat', id: `q${i}`, text: TEXT.repeat(3) }));
+    await expect
+      .poll(() => count(/chorus_ws_errors_total\{reason="rate_limited"[^}]*\} (\d+)/), {
+        timeout: 10_000,
+      })
+      .toBe(before + 1);
+    socket.resume();
+    expect(await closed).toBe(4429);
+    expect(frames.filter((f) => f.type === 'ack')).toEqual([]); // none of them was handled
   });
 });
 

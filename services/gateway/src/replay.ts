@@ -67,6 +67,7 @@ export async function replay(
       cursor = pending.eventId;
     }
     conn.catchingUp = null;
+    conn.heldBytes = 0;
     ctx.fanout.goLiveAfter(ws, cursor);
     const outcome = reset ? 'reset' : 'replayed';
     ctx.stats.metrics.resumed(outcome);
@@ -75,6 +76,7 @@ export async function replay(
     if (conn.catchingUp) {
       // The replay failed: live from now on (the client may resume again).
       conn.catchingUp = null;
+      conn.heldBytes = 0;
       ctx.fanout.goLive(ws);
     }
   }

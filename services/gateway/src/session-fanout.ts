@@ -193,7 +193,7 @@ export class SessionFanout implements SessionCounts {
     conn.catchingUp = [];
     // The replay reads from the log whatever was held back for slowness.
     conn.held = null;
-    conn.heldBytes = 0;
+    conn.heldBytes = 0; // from now on, the bytes of catchingUp
   }
 
   /** The socket's send buffer drained a little: sends held events, live again once all are out. */
@@ -325,13 +325,18 @@ export class SessionFanout implements SessionCounts {
       conn.heldBytes += body.length;
       held.push({ eventId, body });
     }
-    if (conn.heldBytes + ws.getBufferedAmount() > this.limits.maxBytes) {
-      this.stats.metrics.slowConsumer('closed');
-      conn.held = null;
-      conn.heldBytes = 0;
-      ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
-    }
+    this.closeIfTooSlow(ws, conn);
     return 0; // counted as sent when it goes out
+  }
+
+  /** Past `maxBytes` waiting (held, or caught up after a replay), the socket is closed, 4413. */
+  private closeIfTooSlow(ws: Socket, conn: Connection): void {
+    if (conn.heldBytes + ws.getBufferedAmount() <= this.limits.maxBytes) return;
+    this.stats.metrics.slowConsumer('closed');
+    conn.held = null;
+    conn.catchingUp = null;
+    conn.heldBytes = 0;
+    ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
   }
 
   /**
@@ -345,6 +350,8 @@ export class SessionFanout implements SessionCounts {
     if (conn.held) return this.hold(ws, conn, eventId, body);
     if (conn.catchingUp) {
       conn.catchingUp.push({ eventId, frame });
+      conn.heldBytes += frame.length;
+      this.closeIfTooSlow(ws, conn);
       return 1;
     }
     if (conn.seam === null || compareEventIds(eventId, conn.seam) <= 0) return 0;

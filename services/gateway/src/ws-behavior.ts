@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { closeLimit, CloseCode, isEventId, PROTOCOL_VERSION } from '@chorus/protocol';
 import { encodeControl } from '@chorus/state';
-import { clock, connOf, Connection, type Socket, type SocketData } from './connection.js';
+import {
+  clock,
+  connOf,
+  Connection,
+  type QueuedFrame,
+  type Socket,
+  type SocketData,
+} from './connection.js';
 import { handleFrame } from './frame-handler.js';
 import type { GatewayContext } from './gateway-context.js';
 import { originAllowed } from './origin.js';
@@ -14,6 +21,16 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 const TRY_AGAIN_LATER = 1013;
 
 /** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
+/**
+ * Frames, and their bytes, that may wait while a socket's frame (or its replay) is handled: room
+ * for a client resending a long outbox at once, not for one that sends while never reading.
+ */
+const MAX_QUEUED_FRAMES = 1024;
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+const queuedBytes = (queue: QueuedFrame[]) =>
+  queue.reduce((bytes, frame) => bytes + frame.byteLength, 0);
+
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
   const closeAt = closeLimit({ maxMessageBytes: settings.maxMessageBytes });
@@ -103,7 +120,14 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
       // The ArrayBuffer is only valid during this call: decode it now.
       const text = isBinary ? null : Buffer.from(message).toString('utf8');
       if (conn.busy) {
-        (conn.queue ??= []).push({ text, byteLength });
+        const queue = (conn.queue ??= []);
+        queue.push({ text, byteLength });
+        if (queue.length > MAX_QUEUED_FRAMES || queuedBytes(queue) > MAX_QUEUED_BYTES) {
+          // A client that keeps sending while a replay waits for it to read would grow this.
+          conn.queue = null;
+          ctx.stats.error('rate_limited');
+          ws.end(CloseCode.tooMany, 'too many frames waiting; slow down');
+        }
         return;
       }
       conn.busy = true;

@@ -9,7 +9,8 @@ export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 250, capMs: 10_000 };
 
 /**
  * Exponential backoff with full jitter: a delay drawn uniformly from
- * [0, min(capMs, baseMs · 2^attempt)). `attempt` counts failures since the last welcome, from 0.
+ * [0, min(capMs, baseMs · 2^attempt)). `attempt` counts failures since the connection last
+ * proved itself (see Connection.proven), from 0.
  */
 export function backoffDelay(
   attempt: number,

@@ -1,4 +1,11 @@
-import type { ClientFrame, ServerFrame, SessionEvent, WelcomeFrame } from '@chorus/protocol';
+import type {
+  ClientFrame,
+  ErrorCode,
+  ServerFrame,
+  SessionEvent,
+  SocketErrorFrame,
+  WelcomeFrame,
+} from '@chorus/protocol';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import { Connection } from './connection.js';
 import {
@@ -21,6 +28,10 @@ import type { ChorusClientOptions, ChorusEvents, ChorusState } from './types.js'
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_MESSAGE_BYTES = 16_384;
+/** Resends of chats refused for now (`internal`): 1 s doubling to 30 s, plus up to 0.5 s. */
+const RESEND_BASE_MS = 1_000;
+const RESEND_CAP_MS = 30_000;
+const RESEND_JITTER_MS = 500;
 
 /**
  * A Chorus session: connects (through {@link Connection}), resumes after any drop without losing
@@ -32,6 +43,7 @@ export class ChorusClient extends Emitter<ChorusEvents> {
   private readonly record: SessionRecord;
   private readonly now: () => number;
   private readonly newId: () => string;
+  private readonly random: () => number;
   private readonly heartbeatOverride: number | undefined;
   private conversation: Conversation = EMPTY_CONVERSATION;
   private snapshot: ChorusState;
@@ -39,6 +51,11 @@ export class ChorusClient extends Emitter<ChorusEvents> {
   private lastEventId: string | null = null;
   private maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
   private readonly pendingCancels = new Set<string>();
+  /** One timer resends the whole outbox, from its head, after a chat was refused for now. */
+  private resendTimer: ReturnType<typeof setTimeout> | undefined;
+  private resendAt = 0;
+  /** `internal` refusals since the last ack: the exponent of the resend backoff. */
+  private resendFailures = 0;
   private closed = false;
 
   constructor(options: ChorusClientOptions) {
@@ -49,6 +66,7 @@ export class ChorusClient extends Emitter<ChorusEvents> {
     if (!WebSocket) throw new TypeError('no global WebSocket here: pass one, e.g. `ws` in Node 20');
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? randomChatId;
+    this.random = options.random ?? Math.random;
     this.heartbeatOverride = options.heartbeatMs;
     this.record = new SessionRecord(options.storage ?? defaultSessionStorage());
     for (const entry of this.record.outbox) {
@@ -58,7 +76,7 @@ export class ChorusClient extends Emitter<ChorusEvents> {
       {
         urls: [...urls],
         WebSocket,
-        random: options.random ?? Math.random,
+        random: this.random,
         now: this.now,
         backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
         connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
@@ -68,6 +86,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
         query: () => this.query(),
         frame: (data) => this.onData(data),
         change: (info) => {
+          // The next welcome resends the outbox anyway.
+          if (info.state !== 'open') this.cancelResend();
           this.publish();
           this.emit('connection', info);
         },
@@ -94,7 +114,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
 
   /**
    * Sends a chat message and returns its id. It is kept (and persisted) in the outbox until the
-   * gateway acknowledges it, and resent with the same id after every reconnect.
+   * gateway acknowledges it, and resent with the same id after every reconnect and after a
+   * refusal for now (`rate_limited`, `internal`).
    */
   chat(text: string): string {
     if (this.closed) throw new Error('the client is closed');
@@ -105,7 +126,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
     const entry: OutboxEntry = { id: this.newId(), text, ts: this.now() };
     this.record.add(entry);
     this.conversation = addLocalMessage(this.conversation, entry);
-    this.send({ type: 'chat', id: entry.id, text });
+    // While a resend waits, a new chat waits with it so that it cannot overtake a refused one.
+    if (this.resendTimer === undefined) this.send({ type: 'chat', id: entry.id, text });
     this.publish();
     return entry.id;
   }
@@ -131,6 +153,7 @@ export class ChorusClient extends Emitter<ChorusEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cancelResend();
     this.connection.close();
     this.removeAllListeners();
   }
@@ -164,6 +187,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
         return;
       case 'ack':
         this.record.remove(frame.id);
+        this.resendFailures = 0;
+        this.connection.proven();
         this.conversation = markAcked(this.conversation, frame.id);
         this.publish();
         this.emit('ack', frame);
@@ -174,15 +199,13 @@ export class ChorusClient extends Emitter<ChorusEvents> {
         this.emit('reset', frame);
         return;
       case 'error':
-        if (
-          frame.replyTo !== undefined &&
-          (frame.code === 'bad_request' || frame.code === 'too_large') &&
-          this.record.remove(frame.replyTo)
-        ) {
-          // The gateway refused this chat: resending it would be refused again.
-          const error = { code: frame.code, message: frame.message };
-          this.conversation = endMessage(this.conversation, frame.replyTo, { error });
-          this.publish();
+        if (frame.replyTo !== undefined && this.record.has(frame.replyTo)) {
+          // Refused for good (it would be refused again), or for now: then it is sent again.
+          if (frame.code === 'bad_request' || frame.code === 'too_large') {
+            this.refuse(frame.replyTo, frame.code, frame.message);
+          } else if (frame.code === 'rate_limited' || frame.code === 'internal') {
+            this.resendLater(frame);
+          }
         }
         this.emit('error', frame);
         return;
@@ -204,8 +227,12 @@ export class ChorusClient extends Emitter<ChorusEvents> {
       heartbeatMs: this.heartbeatOverride ?? frame.heartbeatMs,
     });
     for (const entry of this.record.outbox) {
-      this.send({ type: 'chat', id: entry.id, text: entry.text });
+      // Kept from before a lower limit: the gateway would refuse it, or close on it (1009).
+      if (utf8Length(entry.text) > this.maxMessageBytes) {
+        this.refuse(entry.id, 'too_large', `over the gateway's ${this.maxMessageBytes} bytes`);
+      }
     }
+    this.sendOutbox();
     for (const id of this.pendingCancels) this.send({ type: 'cancel', id });
     this.pendingCancels.clear();
     this.emit('welcome', frame);
@@ -215,12 +242,54 @@ export class ChorusClient extends Emitter<ChorusEvents> {
     // eventIds strictly increase within a session: anything not newer was seen already.
     if (this.lastEventId !== null && compareEventIds(event.eventId, this.lastEventId) <= 0) return;
     this.lastEventId = event.eventId;
-    // A stored user.message means the chat arrived, even if its ack was lost with a socket.
-    if (event.type === 'user.message') this.record.remove(event.id);
+    // A user.message does not take the chat out of the outbox: it is stored before its job is
+    // queued, and only the ack says both happened. Until then, resending it is how it recovers.
     this.conversation = applyEvent(this.conversation, event);
     this.publish();
     this.emit('event', event);
     if (event.type === 'error') this.emit('error', event);
+  }
+
+  /** Ends a chat the gateway will never accept, and forgets it. */
+  private refuse(id: string, code: ErrorCode, message: string): void {
+    if (!this.record.remove(id)) return;
+    this.conversation = endMessage(this.conversation, id, { error: { code, message } });
+    this.publish();
+  }
+
+  /**
+   * Schedules a resend of the outbox after a chat was refused for now: after the retry time the
+   * gateway gave (rate_limited), else with capped exponential backoff. One timer serves every
+   * refusal, since it resends them all, in order; only a later retry time moves it.
+   */
+  private resendLater(frame: SocketErrorFrame): void {
+    const asked = frame.code === 'rate_limited' ? retryAfterMs(frame.message) : undefined;
+    if (
+      this.resendTimer !== undefined &&
+      (asked === undefined || this.resendAt >= this.now() + asked)
+    ) {
+      return;
+    }
+    const wait = asked ?? Math.min(RESEND_CAP_MS, RESEND_BASE_MS * 2 ** this.resendFailures++);
+    const delay = wait + Math.floor(this.random() * RESEND_JITTER_MS);
+    this.cancelResend();
+    this.resendAt = this.now() + delay;
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = undefined;
+      this.sendOutbox();
+    }, delay);
+  }
+
+  private cancelResend(): void {
+    clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+  }
+
+  /** Sends every unacknowledged chat, oldest first; the gateway answers repeats with their ack. */
+  private sendOutbox(): void {
+    for (const entry of this.record.outbox) {
+      this.send({ type: 'chat', id: entry.id, text: entry.text });
+    }
   }
 
   /** A fresh view from here on (a reset, a new session): only the unsent chats carry over. */
@@ -246,6 +315,12 @@ export class ChorusClient extends Emitter<ChorusEvents> {
       outbox: this.record.outbox,
     };
   }
+}
+
+/** The wait a `rate_limited` error asks for: the gateway says "… retry in 3 s". */
+function retryAfterMs(message: string): number | undefined {
+  const match = /retry in (\d+(?:\.\d+)?) ?s\b/.exec(message);
+  return match ? Number(match[1]) * 1000 : undefined;
 }
 
 function unreachable(value: never): never {

@@ -7,6 +7,8 @@ import type { CloseReason, ConnectionInfo } from './types.js';
 /** Close codes for sockets the client gives up itself, as the protocol names those cases. */
 const NO_HEARTBEAT = 4408;
 const ABNORMAL = 1006;
+/** A welcomed socket that stays up this long proves the way works: backoff starts over. */
+const STABLE_MS = 5_000;
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -48,6 +50,7 @@ export class Connection {
   private closed = false;
   private reconnectTimer: Timer | undefined;
   private connectTimer: Timer | undefined;
+  private stableTimer: Timer | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private unwatchNetwork: (() => void) | undefined;
   private current: ConnectionInfo;
@@ -86,19 +89,29 @@ export class Connection {
     this.open();
   }
 
-  /** The gateway welcomed the socket: it is usable, pings start, backoff starts over. */
+  /** The gateway welcomed the socket: it is usable, pings start. */
   opened(welcome: { gatewayId: string; sessionId: string; heartbeatMs: number }): void {
     clearTimeout(this.connectTimer);
     this.welcomed = true;
-    this.attempt = 0;
     this.startHeartbeat(welcome.heartbeatMs);
+    // Backoff starts over only once the socket proves itself: a gateway that welcomes and closes
+    // at once (1009 on a resent frame, a crash loop) would otherwise be hit in a tight loop.
+    this.stableTimer = setTimeout(() => this.proven(), STABLE_MS);
     this.update({
       state: 'open',
       gatewayId: welcome.gatewayId,
       sessionId: welcome.sessionId,
-      attempt: 0,
       retryAt: undefined,
     });
+  }
+
+  /** The connection works (it stayed up, or a chat was acked): backoff starts over. */
+  proven(): void {
+    clearTimeout(this.stableTimer);
+    this.stableTimer = undefined;
+    if (this.attempt === 0) return;
+    this.attempt = 0;
+    this.update({ attempt: 0 });
   }
 
   /** Sends a text frame on a welcomed socket; false if there is none. */
@@ -240,9 +253,11 @@ export class Connection {
   private clearTimers(): void {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.stableTimer);
     clearInterval(this.heartbeatTimer);
     this.reconnectTimer = undefined;
     this.connectTimer = undefined;
+    this.stableTimer = undefined;
     this.heartbeatTimer = undefined;
   }
 }

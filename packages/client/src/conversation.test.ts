@@ -104,7 +104,7 @@ describe('conversation', () => {
     expect(c.lastError).toEqual({ code: 'internal', message: 'oops' });
   });
 
-  it('stored messages go before queued ones; reset keeps only the queued', () => {
+  it('stored messages go before queued ones; reset keeps only the outbox', () => {
     let c = addLocalMessage(EMPTY_CONVERSATION, { id: 'mine', text: 'later', ts: 5 });
     c = apply(c, ev({ type: 'user.message', id: 'other', text: 'earlier', ts: 1 }));
     expect(c.messages.map((m) => m.id)).toEqual(['other', 'mine']);

@@ -111,13 +111,18 @@ export function endMessage(
   );
 }
 
-/** After `reset` or a new session: keep only what is still waiting to be sent. */
+/**
+ * After `reset` or a new session: keep only what is still waiting for its ack, as queued again
+ * (one whose user.message came but not its ack as well: what follows shows it again if stored).
+ */
 export function resetConversation(
   conversation: Conversation,
   keep: ReadonlySet<string>,
 ): Conversation {
   return {
-    messages: conversation.messages.filter((m) => keep.has(m.id) && m.status === 'queued'),
+    messages: conversation.messages
+      .filter((m) => keep.has(m.id))
+      .map(({ id, text, ts }) => ({ id, text, ts, status: 'queued' })),
     processing: false,
     activity: [],
   };

@@ -22,7 +22,7 @@ export interface ConnectionInfo {
   /** The replica of the open socket; while reconnecting, the last one. */
   gatewayId?: string;
   sessionId?: string;
-  /** Failed attempts since the last welcome. */
+  /** Failed attempts since a socket last stayed up 5 s or got a chat acked. */
   attempt: number;
   /** When the next attempt starts (by the client's `now()`), while one is scheduled. */
   retryAt?: number;

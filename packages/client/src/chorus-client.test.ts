@@ -1,0 +1,259 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ChorusClient } from './chorus-client.js';
+import { memorySession, type PersistedSession } from './session-storage.js';
+import type { SocketCloseEvent, SocketMessageEvent, WebSocketLike } from './socket.js';
+import type { ChorusClientOptions } from './types.js';
+
+type Frame = Record<string, unknown>;
+
+/** A WebSocket whose server side the test plays: it welcomes, sends frames and drops. */
+class FakeSocket implements WebSocketLike {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: SocketMessageEvent) => void) | null = null;
+  onclose: ((event: SocketCloseEvent) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  readonly sent: Frame[] = [];
+
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+
+  static last(): FakeSocket {
+    const socket = FakeSocket.all.at(-1);
+    if (!socket) throw new Error('no socket opened yet');
+    return socket;
+  }
+
+  send(data: string): void {
+    this.sent.push(JSON.parse(data) as Frame);
+  }
+
+  close(): void {
+    this.readyState = 3;
+  }
+
+  welcome(maxMessageBytes = 16_384): void {
+    this.readyState = 1;
+    this.receive({
+      type: 'welcome',
+      protocol: 1,
+      sessionId: 's1',
+      token: 't1',
+      connectionId: 'c-1',
+      gatewayId: 'g1',
+      resumed: false,
+      heartbeatMs: 60_000,
+      limits: { maxMessageBytes },
+    });
+  }
+
+  receive(frame: Frame): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  drop(code: number): void {
+    this.readyState = 3;
+    this.onclose?.({ code, reason: '' });
+  }
+
+  /** The ids of the chats sent on this socket, in order. */
+  chats(): unknown[] {
+    return this.sent.filter((f) => f.type === 'chat').map((f) => f.id);
+  }
+}
+
+let nextId = 0;
+const clients: ChorusClient[] = [];
+const client = (options: Partial<ChorusClientOptions> = {}, saved?: PersistedSession) => {
+  const chorus = new ChorusClient({
+    url: 'ws://gateway/ws',
+    WebSocket: FakeSocket,
+    storage: memorySession(saved ?? null),
+    watchNetwork: false,
+    random: () => 0,
+    newId: () => `m${++nextId}`,
+    ...options,
+  });
+  clients.push(chorus);
+  return chorus;
+};
+/** A client with an open, welcomed socket. */
+const connected = (options: Partial<ChorusClientOptions> = {}) => {
+  const chorus = client(options);
+  chorus.connect();
+  FakeSocket.last().welcome();
+  return { chorus, socket: FakeSocket.last() };
+};
+const refuse = (socket: FakeSocket, id: string, code: string, message: string) =>
+  socket.receive({ type: 'error', code, message, replyTo: id });
+const ack = (socket: FakeSocket, id: string, eventId: string) =>
+  socket.receive({ type: 'ack', id, eventId });
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeSocket.all = [];
+  nextId = 0;
+});
+afterEach(() => {
+  for (const chorus of clients.splice(0)) chorus.close();
+  vi.useRealTimers();
+});
+
+describe('ChorusClient outbox', () => {
+  it('keeps a chat until its ack, not its user.message, and resends it on the next welcome', () => {
+    const { chorus, socket } = connected();
+    const id = chorus.chat('hello');
+    // Stored and broadcast, but the gateway died before queueing its job: no ack.
+    socket.receive({ type: 'user.message', eventId: '1-1', id, text: 'hello', ts: 1 });
+    expect(chorus.state.messages).toMatchObject([{ id, status: 'sent' }]);
+    expect(chorus.state.outbox.map((entry) => entry.id)).toEqual([id]);
+
+    socket.drop(1006);
+    vi.runOnlyPendingTimers();
+    const next = FakeSocket.last();
+    expect(next).not.toBe(socket);
+    next.welcome();
+    expect(next.chats()).toEqual([id]);
+    expect(chorus.state.messages).toMatchObject([{ id, status: 'sent' }]);
+
+    ack(next, id, '1-1');
+    expect(chorus.state.outbox).toEqual([]);
+    expect(chorus.state.messages).toMatchObject([{ id, status: 'sent' }]);
+  });
+
+  it('still shows a chat stored but not acked after a reset, and in its place after the replay', () => {
+    const { chorus, socket } = connected();
+    const id = chorus.chat('mine');
+    socket.receive({ type: 'user.message', eventId: '1-1', id: 'other', text: 'theirs', ts: 1 });
+    socket.receive({ type: 'user.message', eventId: '1-2', id, text: 'mine', ts: 2 });
+    socket.receive({ type: 'reset', reason: 'history_truncated' });
+    expect(chorus.state.messages).toMatchObject([{ id, status: 'queued' }]);
+    socket.receive({ type: 'user.message', eventId: '1-1', id: 'other', text: 'theirs', ts: 1 });
+    socket.receive({ type: 'user.message', eventId: '1-2', id, text: 'mine', ts: 2 });
+    expect(chorus.state.messages).toMatchObject([
+      { id: 'other', status: 'sent' },
+      { id, status: 'sent' },
+    ]);
+    expect(chorus.state.outbox.map((entry) => entry.id)).toEqual([id]);
+  });
+
+  it('drops an outbox entry over the welcome’s maxMessageBytes instead of resending it', () => {
+    const saved = { outbox: [{ id: 'big', text: 'x'.repeat(100), ts: 1 }] };
+    const chorus = client({}, saved);
+    chorus.connect();
+    FakeSocket.last().welcome(50);
+    expect(FakeSocket.last().chats()).toEqual([]);
+    expect(chorus.state.outbox).toEqual([]);
+    expect(chorus.state.messages).toMatchObject([
+      { id: 'big', status: 'error', error: { code: 'too_large' } },
+    ]);
+  });
+});
+
+describe('ChorusClient resend on an open socket', () => {
+  it('resends a rate_limited chat after the gateway’s retry time plus jitter, from the head', () => {
+    const { chorus, socket } = connected({ random: () => 0.5 });
+    const first = chorus.chat('one');
+    const second = chorus.chat('two');
+    refuse(socket, first, 'rate_limited', 'too many messages; retry in 3 s');
+    refuse(socket, second, 'rate_limited', 'too many messages; retry in 3 s');
+    expect(chorus.state.messages.map((m) => m.status)).toEqual(['queued', 'queued']);
+    // A chat typed meanwhile waits its turn, so that it cannot overtake the refused ones.
+    const third = chorus.chat('three');
+    expect(socket.chats()).toEqual([first, second]);
+
+    vi.advanceTimersByTime(3_249); // 3 s and half of the 500 ms jitter
+    expect(socket.chats()).toEqual([first, second]);
+    vi.advanceTimersByTime(1);
+    expect(socket.chats()).toEqual([first, second, first, second, third]);
+
+    for (const [i, id] of [first, second, third].entries()) ack(socket, id, `1-${i + 1}`);
+    expect(chorus.state.outbox).toEqual([]);
+    vi.advanceTimersByTime(60_000);
+    expect(socket.chats()).toHaveLength(5);
+  });
+
+  it('backs off resends refused as internal: 1 s doubling to 30 s, reset by an ack', () => {
+    const { chorus, socket } = connected();
+    const id = chorus.chat('hello');
+    const resendsAfter = (ms: number) => {
+      const before = socket.chats().length;
+      refuse(socket, id, 'internal', 'service temporarily unavailable; retry shortly');
+      vi.advanceTimersByTime(ms - 1);
+      expect(socket.chats().length).toBe(before);
+      vi.advanceTimersByTime(1);
+      expect(socket.chats().length).toBe(before + 1);
+    };
+    for (const ms of [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]) resendsAfter(ms);
+
+    ack(socket, id, '1-1');
+    const other = chorus.chat('again');
+    refuse(socket, other, 'internal', 'service temporarily unavailable; retry shortly');
+    vi.advanceTimersByTime(1_000);
+    expect(socket.chats().at(-1)).toBe(other);
+  });
+
+  it('keeps one timer for all refusals, and drops it when the socket closes or the client does', () => {
+    const { chorus, socket } = connected();
+    const first = chorus.chat('one');
+    const second = chorus.chat('two');
+    refuse(socket, first, 'internal', 'internal error');
+    refuse(socket, second, 'internal', 'internal error');
+    vi.advanceTimersByTime(1_000);
+    expect(socket.chats()).toEqual([first, second, first, second]);
+
+    refuse(socket, first, 'internal', 'internal error');
+    socket.drop(1006);
+    vi.advanceTimersByTime(1); // the reconnect (random 0 → no delay)
+    const next = FakeSocket.last();
+    next.welcome();
+    expect(next.chats()).toEqual([first, second]);
+    vi.advanceTimersByTime(60_000);
+    expect(next.chats()).toEqual([first, second]);
+
+    refuse(next, first, 'rate_limited', 'too many messages; retry in 5 s');
+    chorus.close();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('Connection backoff', () => {
+  const options = { random: () => 0.999, backoff: { baseMs: 100, capMs: 10_000 } };
+  const delay = (chorus: ChorusClient) => (chorus.state.connection.retryAt ?? NaN) - Date.now();
+
+  it('keeps growing while welcomed sockets close at once (e.g. 1009), until one stays up 5 s', () => {
+    const chorus = client(options);
+    chorus.connect();
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      FakeSocket.last().welcome();
+      FakeSocket.last().drop(1009);
+      delays.push(delay(chorus));
+      vi.advanceTimersByTime(delay(chorus));
+    }
+    expect(delays).toEqual([99, 199, 399, 799]);
+
+    FakeSocket.last().welcome();
+    vi.advanceTimersByTime(5_000);
+    expect(chorus.state.connection.attempt).toBe(0);
+    FakeSocket.last().drop(1006);
+    expect(delay(chorus)).toBe(99);
+  });
+
+  it('starts over after an ack', () => {
+    const chorus = client(options);
+    chorus.connect();
+    for (let i = 0; i < 3; i++) {
+      FakeSocket.last().welcome();
+      FakeSocket.last().drop(1006);
+      vi.advanceTimersByTime(delay(chorus));
+    }
+    FakeSocket.last().welcome();
+    const id = chorus.chat('hello');
+    ack(FakeSocket.last(), id, '1-1');
+    FakeSocket.last().drop(1006);
+    expect(delay(chorus)).toBe(99);
+  });
+});

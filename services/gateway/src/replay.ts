@@ -34,10 +34,13 @@ export async function replay(
     if (first) {
       ({ reset, page } = first);
     } else {
+      // The client's last event was an entry of this log: older than the oldest kept means
+      // trimmed. The log's start is read after the page: a trim between the two reads cannot
+      // then pass unseen (the log only loses its oldest entries).
+      page = await ctx.events.readAfter(conn.sessionId, lastEventId, REPLAY_PAGE);
       const oldest = await ctx.events.oldestEventId(conn.sessionId);
-      // The client's last event was an entry of this log: older than the oldest kept means trimmed.
       reset = oldest === null || compareEventIds(lastEventId, oldest) < 0;
-      page = await ctx.events.readAfter(conn.sessionId, reset ? '0-0' : lastEventId, REPLAY_PAGE);
+      if (reset) page = await ctx.events.readAfter(conn.sessionId, '0-0', REPLAY_PAGE);
     }
     if (reset) sendFrame(ws, ctx.stats, { type: 'reset', reason: 'history_truncated' });
     // Frame by frame, never past the limit: a page of large events (a long reply.end, big chats)

@@ -47,7 +47,8 @@ export async function replay(
     // sent at once could pass MAX_BACKPRESSURE_BYTES and close the socket, again on every resume.
     const limit = Math.min(BUFFER_LIMIT, ctx.settings.maxBackpressureBytes / 4);
     const paced = async () => {
-      if (ws.getBufferedAmount() >= limit) await belowBufferLimit(ws, limit);
+      // A drain callback only says the buffer shrank, not by how much.
+      while (!conn.closed && ws.getBufferedAmount() >= limit) await belowBufferLimit(ws, limit);
       return !conn.closed;
     };
     let cursor = reset ? '0-0' : lastEventId;

@@ -5,13 +5,16 @@ import { afterAll, afterEach, beforeAll, expect, inject, it } from 'vitest';
 import { createLogger, createRegistry, WorkerMetrics } from '@chorus/observability';
 import {
   createChatQueue,
+  enqueueChat,
   KeySchema,
   MessageInbox,
   SessionLease,
   sessionJobKey,
   type ChatJobData,
 } from '@chorus/state';
+import { createChatProcessor } from './chat-processor.js';
 import { giveUp, POISON_TRIES } from './give-up.js';
+import { CancelListener, StopScope } from './stop-signals.js';
 import type { WorkerContext } from './worker-context.js';
 
 const LEASE_TTL_MS = 2_000;
@@ -33,20 +36,40 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-/** The parts of a worker's context that giving up uses, on the real Redis. */
-function context(): WorkerContext {
+/** The parts of a worker's context that a failing job uses, on the real Redis. */
+function context(inboxRedis: Redis = redis): WorkerContext {
+  const log = createLogger('worker', 'w-test', 'silent');
   return {
     settings: { leaseTtlMs: LEASE_TTL_MS },
-    log: createLogger('worker', 'w-test', 'silent'),
+    log,
     metrics: new WorkerMetrics(createRegistry('worker', 'w-test')),
-    inbox: new MessageInbox(redis, keys, {
+    inbox: new MessageInbox(inboxRedis, keys, {
       eventsMaxLen: 100,
       sessionTtlSeconds: 600,
       historyMaxEntries: 10,
     }),
     lease: new SessionLease(redis, keys, LEASE_TTL_MS),
+    cancels: new CancelListener(redis.duplicate({ lazyConnect: true }), keys, log),
+    model: { readsContext: false },
   } as unknown as WorkerContext;
 }
+
+it('a job that fails before its claim lets go of its key: a message accepted meanwhile gets a job', async () => {
+  // The claim's connection is down (never connected, no offline queue): the claim fails at once.
+  const down = new Redis(inject('redisUrl'), { lazyConnect: true, enableOfflineQueue: false });
+  const session = randomBytes(8).toString('hex');
+  const key = sessionJobKey(session, 0);
+  await enqueueChat(queue, { sessionId: session, messageId: 'm1' }, key);
+  const [first] = await queue.getJobs(['waiting']);
+
+  await expect(createChatProcessor(context(down), new StopScope())(first!)).rejects.toThrow();
+
+  // m2 arrives while the failed job waits out its backoff, under the same key.
+  await enqueueChat(queue, { sessionId: session, messageId: 'm2' }, key);
+  const waiting = await queue.getJobs(['waiting']);
+  expect(waiting.map((job) => job.data.messageId).sort()).toEqual(['m1', 'm2']);
+  expect(await queue.getDeduplicationJobId(key)).not.toBe(first!.id);
+});
 
 /** Claims the session's head `times` times, as workers that died on it would; the last holds on. */
 async function claimTimes(ctx: WorkerContext, session: string, times: number) {

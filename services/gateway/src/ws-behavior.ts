@@ -20,7 +20,6 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 /** Service unavailable for now (RFC 6455 "try again later"): Redis was unreachable at connect. */
 const TRY_AGAIN_LATER = 1013;
 
-/** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
 /**
  * Frames, and their bytes, that may wait while a socket's frame (or its replay) is handled: room
  * for a client resending a long outbox at once, not for one that sends while never reading.
@@ -31,6 +30,7 @@ const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 const queuedBytes = (queue: QueuedFrame[]) =>
   queue.reduce((bytes, frame) => bytes + frame.byteLength, 0);
 
+/** The /ws endpoint: connecting rules, welcome, frames, and cleanup. */
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
   const closeAt = closeLimit({ maxMessageBytes: settings.maxMessageBytes });

@@ -36,7 +36,11 @@ export function sendBatched(ws: Socket, conn: Connection, stats: ReplicaStats): 
  * Frames sent outside uWS's own callbacks (live events from Redis) would cost a write each: they
  * are batched per socket and sent at the end of the event-loop turn, each socket's in one corked
  * write, as uWS does for its topics. A direct send to the socket goes after them (sendRaw).
+ * A batch goes out early once it holds BATCH_FRAMES: the slow-consumer check reads the socket's
+ * send buffer, which a batch is not in yet, and a busy turn can bring thousands of events.
  */
+const BATCH_FRAMES = 64;
+
 export class TurnBatch {
   private sockets: Socket[] = [];
 
@@ -49,7 +53,7 @@ export class TurnBatch {
       conn.batched = [];
       if (this.sockets.push(ws) === 1) setImmediate(this.flush);
     }
-    conn.batched.push(frame);
+    if (conn.batched.push(frame) >= BATCH_FRAMES) sendBatched(ws, conn, this.stats);
   }
 
   private readonly flush = (): void => {

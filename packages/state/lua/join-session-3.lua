@@ -2,7 +2,7 @@
 -- socket in the session-to-socket map, says whether the session is over its socket cap, and
 -- (for a client that resumes) reads the first page of its replay.
 -- KEYS[1] meta  KEYS[2] sockets  KEYS[3] events
--- ARGV[1] now (ms)  ARGV[2] TTL (s)  ARGV[3] connectionId  ARGV[4] `<gatewayId>|<openedAtMs>`
+-- ARGV[1] now (ms)  ARGV[2] TTL (s)  ARGV[3] connectionId  ARGV[4] gatewayId
 -- ARGV[5] most sockets per session (0 = no cap)  ARGV[6] lastEventId ('' = no replay)
 -- ARGV[7] replay page size
 -- Returns {existed (0/1), sockets, reset (0/1), page}:
@@ -14,7 +14,9 @@
 local created = redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+-- The socket's age by Redis's clock (µs), not the gateway's: replicas' clocks may disagree.
+local time = redis.call('TIME')
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4] .. '|' .. time[1] .. string.format('%06d', time[2]))
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 
 local sockets = {}

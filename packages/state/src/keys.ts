@@ -6,7 +6,7 @@
 export interface SessionKeys {
   /** hash: created, lastSeen */
   meta: string;
-  /** hash: connectionId -> `<gatewayId>|<openedAtMs>` */
+  /** hash: connectionId -> `<gatewayId>|<openedAt, µs of Redis's clock>` */
   sockets: string;
   /** stream: the session's events; entry ids are the protocol's eventIds */
   events: string;

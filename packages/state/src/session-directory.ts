@@ -5,6 +5,10 @@ import { runScript } from './scripts.js';
 export interface SocketEntry {
   connectionId: string;
   gatewayId: string;
+  /**
+   * When Redis registered it, in µs of Redis's clock: one clock for every replica, so that the
+   * oldest socket is the one that joined first, whatever the gateways' clocks say.
+   */
   openedAt: number;
 }
 
@@ -16,7 +20,7 @@ export interface ReplayEvent {
 }
 
 export interface JoinRequest {
-  entry: SocketEntry;
+  entry: Omit<SocketEntry, 'openedAt'>;
   /** Above this many sockets on live gateways, the oldest are named for eviction; 0: no cap. */
   maxSockets: number;
   /** Also read the first replay page after this eventId (it must be a valid eventId). */
@@ -61,7 +65,7 @@ export class SessionDirectory {
         now,
         this.ttlSeconds,
         entry.connectionId,
-        `${entry.gatewayId}|${entry.openedAt}`,
+        entry.gatewayId,
         request.maxSockets,
         request.replayAfter ?? '',
         request.pageSize ?? 200,

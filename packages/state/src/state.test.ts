@@ -522,14 +522,14 @@ describe('live messages', () => {
 describe('SessionDirectory', () => {
   it('removeSocket removes one socket, and unlists the session under a gateway left without one', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
-    const a = { connectionId: 'sock-a', gatewayId: 'gw-a', openedAt: 1 };
-    const b = { connectionId: 'sock-b', gatewayId: 'gw-a', openedAt: 2 };
+    const a = { connectionId: 'sock-a', gatewayId: 'gw-a' };
+    const b = { connectionId: 'sock-b', gatewayId: 'gw-a' };
     for (const entry of [a, b]) await directory.join(session, { entry, maxSockets: 0 });
     await directory.listUnderGateway([session], 'gw-a');
 
     await directory.removeSocket(session, 'sock-b', { id: 'gw-a', lastHere: false });
     await directory.removeSocket(session, 'never-there', { id: 'gw-a', lastHere: false });
-    expect(await directory.sockets(session)).toEqual([a]);
+    expect(await directory.sockets(session)).toEqual([{ ...a, openedAt: expect.any(Number) }]);
     expect(await redis.sismember(keys.gatewaySessions('gw-a'), session)).toBe(1);
     await directory.removeSocket(session, 'sock-a', { id: 'gw-a', lastHere: true });
     expect(await directory.sockets(session)).toEqual([]);
@@ -539,16 +539,16 @@ describe('SessionDirectory', () => {
   it('reapGateway removes only the sockets a dead gateway left behind', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
     const other = newSessionId();
-    const mine = { connectionId: 'keep', gatewayId: 'gw-live', openedAt: 1 };
-    const joins: [string, { connectionId: string; gatewayId: string; openedAt: number }][] = [
-      [session, { connectionId: 'd1', gatewayId: 'gw-dead', openedAt: 2 }],
+    const mine = { connectionId: 'keep', gatewayId: 'gw-live' };
+    const joins: [string, { connectionId: string; gatewayId: string }][] = [
+      [session, { connectionId: 'd1', gatewayId: 'gw-dead' }],
       [session, mine],
-      [other, { connectionId: 'd2', gatewayId: 'gw-dead', openedAt: 3 }],
+      [other, { connectionId: 'd2', gatewayId: 'gw-dead' }],
     ];
     for (const [id, entry] of joins) await directory.join(id, { entry, maxSockets: 0 });
     await directory.listUnderGateway([session, other], 'gw-dead');
     expect(await directory.reapGateway('gw-dead')).toBe(2);
-    expect(await directory.sockets(session)).toEqual([mine]);
+    expect(await directory.sockets(session)).toEqual([{ ...mine, openedAt: expect.any(Number) }]);
     expect(await directory.sockets(other)).toEqual([]);
     expect(await redis.exists(keys.gatewaySessions('gw-dead'))).toBe(0);
   });
@@ -846,32 +846,36 @@ describe('MessageInbox.claim', () => {
 });
 
 describe('SessionDirectory.join (a socket joins its session in one script)', () => {
-  const entry = (connectionId: string, gatewayId: string, openedAt: number) => ({
+  const entry = (connectionId: string, gatewayId: string) => ({ connectionId, gatewayId });
+  /** As read back: with its age by Redis's clock (µs). */
+  const aged = (connectionId: string, gatewayId: string) => ({
     connectionId,
     gatewayId,
-    openedAt,
+    openedAt: expect.any(Number) as number,
   });
 
   it('records the session and the socket, and tells a new session from a known one', async () => {
     const directory = new SessionDirectory(redis, keys, 60);
+    const [seconds = '0'] = await redis.time();
     const first = await directory.join(
       session,
-      { entry: entry('c1', 'gw-a', 5), maxSockets: 8 },
+      { entry: entry('c1', 'gw-a'), maxSockets: 8 },
       1_000,
     );
     expect(first).toEqual({ existed: false, evict: [], reset: false, page: [] });
     const again = await directory.join(
       session,
-      { entry: entry('c2', 'gw-a', 6), maxSockets: 8 },
+      { entry: entry('c2', 'gw-a'), maxSockets: 8 },
       2_000,
     );
     expect(again.existed).toBe(true);
     const k = keys.session(session);
     expect(await redis.hgetall(k.meta)).toEqual({ created: '1000', lastSeen: '2000' });
-    expect(await directory.sockets(session)).toEqual([
-      entry('c1', 'gw-a', 5),
-      entry('c2', 'gw-a', 6),
-    ]);
+    const sockets = await directory.sockets(session);
+    expect(sockets).toEqual([aged('c1', 'gw-a'), aged('c2', 'gw-a')]);
+    // Aged by Redis's clock, in µs, in the order they joined.
+    expect(sockets[0]!.openedAt).toBeGreaterThanOrEqual(Number(seconds) * 1e6);
+    expect(sockets[0]!.openedAt).toBeLessThan(sockets[1]!.openedAt);
     for (const key of [k.meta, k.sockets]) {
       expect(await redis.ttl(key)).toBeGreaterThan(0);
       expect(await redis.ttl(key)).toBeLessThanOrEqual(60);
@@ -891,21 +895,18 @@ describe('SessionDirectory.join (a socket joins its session in one script)', () 
     await sleep(5);
     const join = (e: ReturnType<typeof entry>) =>
       directory.join(session, { entry: e, maxSockets: 2 });
-    expect((await join(entry('s-b', 'gw-a', 2_000))).evict).toEqual([]);
-    // gw-b's heartbeat lapsed: its older socket neither counts nor is evicted.
-    expect((await join(entry('s-dead', 'gw-b', 1_000))).evict).toEqual([]);
-    expect((await join(entry('s-c', 'gw-a', 3_000))).evict).toEqual([]);
-    // Ids sort the other way round from age: only openedAt orders them.
-    expect((await join(entry('s-a', 'gw-a', 4_000))).evict).toEqual([entry('s-b', 'gw-a', 2_000)]);
+    // gw-b's heartbeat lapsed: its socket, the oldest, neither counts nor is evicted.
+    expect((await join(entry('s-dead', 'gw-b'))).evict).toEqual([]);
+    expect((await join(entry('s-b', 'gw-a'))).evict).toEqual([]);
+    expect((await join(entry('s-c', 'gw-a'))).evict).toEqual([]);
+    // Ids sort the other way round from age: only the order of joining counts.
+    expect((await join(entry('s-a', 'gw-a'))).evict).toEqual([aged('s-b', 'gw-a')]);
     // A gateway without a heartbeat yet still counts its own new socket.
-    expect((await join(entry('s-0', 'gw-new', 5_000))).evict).toEqual([
-      entry('s-b', 'gw-a', 2_000),
-      entry('s-c', 'gw-a', 3_000),
+    expect((await join(entry('s-0', 'gw-new'))).evict).toEqual([
+      aged('s-b', 'gw-a'),
+      aged('s-c', 'gw-a'),
     ]);
-    const none = await directory.join(session, {
-      entry: entry('s-x', 'gw-a', 6_000),
-      maxSockets: 0,
-    });
+    const none = await directory.join(session, { entry: entry('s-x', 'gw-a'), maxSockets: 0 });
     expect(none.evict).toEqual([]);
   });
 
@@ -914,7 +915,7 @@ describe('SessionDirectory.join (a socket joins its session in one script)', () 
     const stream = keys.session(session).events;
     const join = (replayAfter: string, pageSize = 200) =>
       directory.join(session, {
-        entry: entry('c1', 'gw-a', 1),
+        entry: entry('c1', 'gw-a'),
         maxSockets: 8,
         replayAfter,
         pageSize,

@@ -319,11 +319,7 @@ async function welcome(
   const [, joinedSession] = await Promise.all([
     listing.done,
     ctx.directory.join(conn.sessionId, {
-      entry: {
-        connectionId: conn.connectionId,
-        gatewayId: settings.gatewayId,
-        openedAt: Date.now(),
-      },
+      entry: { connectionId: conn.connectionId, gatewayId: settings.gatewayId },
       maxSockets: settings.maxSocketsPerSession,
       ...(replayAfter !== undefined ? { replayAfter, pageSize: REPLAY_PAGE } : {}),
     }),

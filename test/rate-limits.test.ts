@@ -44,6 +44,9 @@ describe('chat rate limit', () => {
     const refused = await outcome(b, 'r4');
     expect(refused).toMatchObject({ type: 'error', code: 'rate_limited', replyTo: 'r4' });
     expect(String(refused.message)).toMatch(/retry in \d+ s/);
+    // The wait in ms too, for clients that resend by themselves (as @chorus/client does).
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(60_000);
     // Refused means not stored: no user.message for it reaches any socket.
     expect(a.frames.some((f) => f.type === 'user.message' && f.id === 'r4')).toBe(false);
 

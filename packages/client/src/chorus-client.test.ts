@@ -88,6 +88,15 @@ const connected = (options: Partial<ChorusClientOptions> = {}) => {
 };
 const refuse = (socket: FakeSocket, id: string, code: string, message: string) =>
   socket.receive({ type: 'error', code, message, replyTo: id });
+/** As the gateway refuses a chat over its session's rate: the wait in words and in ms. */
+const rateLimit = (socket: FakeSocket, id: string, seconds: number) =>
+  socket.receive({
+    type: 'error',
+    code: 'rate_limited',
+    message: `too many messages; retry in ${seconds} s`,
+    replyTo: id,
+    retryAfterMs: seconds * 1000,
+  });
 const ack = (socket: FakeSocket, id: string, eventId: string) =>
   socket.receive({ type: 'ack', id, eventId });
 
@@ -157,8 +166,8 @@ describe('ChorusClient resend on an open socket', () => {
     const { chorus, socket } = connected({ random: () => 0.5 });
     const first = chorus.chat('one');
     const second = chorus.chat('two');
-    refuse(socket, first, 'rate_limited', 'too many messages; retry in 3 s');
-    refuse(socket, second, 'rate_limited', 'too many messages; retry in 3 s');
+    rateLimit(socket, first, 3);
+    rateLimit(socket, second, 3);
     expect(chorus.state.messages.map((m) => m.status)).toEqual(['queued', 'queued']);
     // A chat typed meanwhile waits its turn, so that it cannot overtake the refused ones.
     const third = chorus.chat('three');
@@ -213,7 +222,7 @@ describe('ChorusClient resend on an open socket', () => {
     vi.advanceTimersByTime(60_000);
     expect(next.chats()).toEqual([first, second]);
 
-    refuse(next, first, 'rate_limited', 'too many messages; retry in 5 s');
+    rateLimit(next, first, 5);
     chorus.close();
     expect(vi.getTimerCount()).toBe(0);
   });

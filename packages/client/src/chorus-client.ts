@@ -263,7 +263,7 @@ export class ChorusClient extends Emitter<ChorusEvents> {
    * refusal, since it resends them all, in order; only a later retry time moves it.
    */
   private resendLater(frame: SocketErrorFrame): void {
-    const asked = frame.code === 'rate_limited' ? retryAfterMs(frame.message) : undefined;
+    const asked = frame.code === 'rate_limited' ? frame.retryAfterMs : undefined;
     if (
       this.resendTimer !== undefined &&
       (asked === undefined || this.resendAt >= this.now() + asked)
@@ -315,12 +315,6 @@ export class ChorusClient extends Emitter<ChorusEvents> {
       outbox: this.record.outbox,
     };
   }
-}
-
-/** The wait a `rate_limited` error asks for: the gateway says "… retry in 3 s". */
-function retryAfterMs(message: string): number | undefined {
-  const match = /retry in (\d+(?:\.\d+)?) ?s\b/.exec(message);
-  return match ? Number(match[1]) * 1000 : undefined;
 }
 
 function unreachable(value: never): never {

@@ -30,6 +30,8 @@ export interface SocketErrorFrame {
   code: ErrorCode;
   message: string;
   replyTo?: string;
+  /** `rate_limited` (extension): how long to wait before sending that chat again. */
+  retryAfterMs?: number;
 }
 
 /**

@@ -92,6 +92,7 @@ async function acceptChat(ws: Socket, ctx: GatewayContext, frame: ChatFrame): Pr
       code: 'rate_limited',
       message: `too many messages; retry in ${Math.ceil(result.retryAfterMs / 1000)} s`,
       replyTo: frame.id,
+      retryAfterMs: result.retryAfterMs,
     });
     return;
   }

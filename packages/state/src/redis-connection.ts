@@ -1,5 +1,5 @@
 import type { RedisTarget } from '@chorus/config';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 export type { Redis };
 
@@ -38,13 +38,18 @@ export function createRedis(target: RedisTarget, options: ConnectionOptions): Re
           autoResendUnfulfilledCommands: false,
         }),
   };
-  const redis = connect(target, perConnection);
+  // A Redis Cluster resends such a command itself after `retryDelayOnFailover`: not these.
+  const redis = connect(target, perConnection, options.blocking ? {} : { retryDelayOnFailover: 0 });
   // Without a listener ioredis prints every failed reconnect; the owner decides what to log.
   redis.on('error', options.onError ?? (() => undefined));
   return redis;
 }
 
-function connect(target: RedisTarget, perConnection: RedisOptions): Redis {
+function connect(
+  target: RedisTarget,
+  perConnection: RedisOptions,
+  perCluster: ClusterOptions,
+): Redis {
   if (target.kind === 'single') return new Redis(target.url, perConnection);
   const auth: RedisOptions = {
     ...(target.username ? { username: target.username } : {}),
@@ -64,6 +69,7 @@ function connect(target: RedisTarget, perConnection: RedisOptions): Redis {
     });
   }
   const cluster = new Cluster(target.nodes, {
+    ...perCluster,
     redisOptions: { ...perConnection, ...auth },
     clusterRetryStrategy: backoff,
     enableOfflineQueue: true,

@@ -65,7 +65,7 @@ export class Connection {
    * consecutive deltas of one reply merged; null when the socket keeps up.
    */
   held: HeldEvent[] | null = null;
-  /** Bytes of `held`, or of `catchingUp` during a replay. */
+  /** Bytes of `held`. */
   heldBytes = 0;
   /** Waiting for the socket's send buffer to drain; null when nothing waits. */
   drainWaiters: (() => void)[] | null = null;

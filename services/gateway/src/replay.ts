@@ -71,7 +71,6 @@ export async function replay(
       cursor = pending.eventId;
     }
     conn.catchingUp = null;
-    conn.heldBytes = 0;
     ctx.fanout.goLiveAfter(ws, cursor);
     const outcome = reset ? 'reset' : 'replayed';
     ctx.stats.metrics.resumed(outcome);
@@ -80,7 +79,6 @@ export async function replay(
     if (conn.catchingUp) {
       // The replay failed: live from now on (the client may resume again).
       conn.catchingUp = null;
-      conn.heldBytes = 0;
       ctx.fanout.goLive(ws);
     }
   }

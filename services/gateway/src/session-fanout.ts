@@ -122,11 +122,11 @@ export class SessionFanout implements SessionCounts {
     const members = this.sessions.get(sessionId);
     if (members === undefined) return true;
     if (Array.isArray(members)) {
-      const at = members.indexOf(ws);
-      if (at < 0) return false;
-      members.splice(at, 1);
+      if (!members.includes(ws)) return false;
+      // A new array: a delivery looping over the old one may be what closed this socket.
+      const rest = members.filter((m) => m !== ws);
       this.socketTotal--;
-      if (members.length === 1) this.sessions.set(sessionId, members[0]!);
+      this.sessions.set(sessionId, rest.length === 1 ? rest[0]! : rest);
       return false;
     }
     if (members !== ws) return false;
@@ -193,7 +193,7 @@ export class SessionFanout implements SessionCounts {
     conn.catchingUp = [];
     // The replay reads from the log whatever was held back for slowness.
     conn.held = null;
-    conn.heldBytes = 0; // from now on, the bytes of catchingUp
+    conn.heldBytes = 0;
   }
 
   /** The socket's send buffer drained a little: sends held events, live again once all are out. */
@@ -325,18 +325,13 @@ export class SessionFanout implements SessionCounts {
       conn.heldBytes += body.length;
       held.push({ eventId, body });
     }
-    this.closeIfTooSlow(ws, conn);
+    if (conn.heldBytes + ws.getBufferedAmount() > this.limits.maxBytes) {
+      this.stats.metrics.slowConsumer('closed');
+      conn.held = null;
+      conn.heldBytes = 0;
+      ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
+    }
     return 0; // counted as sent when it goes out
-  }
-
-  /** Past `maxBytes` waiting (held, or caught up after a replay), the socket is closed, 4413. */
-  private closeIfTooSlow(ws: Socket, conn: Connection): void {
-    if (conn.heldBytes + ws.getBufferedAmount() <= this.limits.maxBytes) return;
-    this.stats.metrics.slowConsumer('closed');
-    conn.held = null;
-    conn.catchingUp = null;
-    conn.heldBytes = 0;
-    ws.end(CloseCode.tooSlow, 'too slow: reconnect with your lastEventId');
   }
 
   /**
@@ -350,8 +345,6 @@ export class SessionFanout implements SessionCounts {
     if (conn.held) return this.hold(ws, conn, eventId, body);
     if (conn.catchingUp) {
       conn.catchingUp.push({ eventId, frame });
-      conn.heldBytes += frame.length;
-      this.closeIfTooSlow(ws, conn);
       return 1;
     }
     if (conn.seam === null || compareEventIds(eventId, conn.seam) <= 0) return 0;

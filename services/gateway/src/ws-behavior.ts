@@ -26,6 +26,8 @@ const TRY_AGAIN_LATER = 1013;
  */
 const MAX_QUEUED_FRAMES = 1024;
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** Bytes that may wait: MAX_QUEUED_BYTES, or two frames as large as the protocol allows. */
+const queuedBytesLimit = (closeAt: number) => Math.max(MAX_QUEUED_BYTES, 2 * closeAt);
 
 const queuedBytes = (queue: QueuedFrame[]) =>
   queue.reduce((bytes, frame) => bytes + frame.byteLength, 0);
@@ -34,6 +36,7 @@ const queuedBytes = (queue: QueuedFrame[]) =>
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
   const closeAt = closeLimit({ maxMessageBytes: settings.maxMessageBytes });
+  const maxQueuedBytes = queuedBytesLimit(closeAt);
   const welcomes = new WelcomeQueue(ctx);
   return {
     compression: 0,
@@ -122,7 +125,7 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
       if (conn.busy) {
         const queue = (conn.queue ??= []);
         queue.push({ text, byteLength });
-        if (queue.length > MAX_QUEUED_FRAMES || queuedBytes(queue) > MAX_QUEUED_BYTES) {
+        if (queue.length > MAX_QUEUED_FRAMES || queuedBytes(queue) > maxQueuedBytes) {
           // A client that keeps sending while a replay waits for it to read would grow this.
           conn.queue = null;
           ctx.stats.error('rate_limited');

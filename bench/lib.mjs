@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { request, Agent } from 'node:http';
-import { createServer } from 'node:net';
 import { freePort, redisAnswers } from '../scripts/local-net.mjs';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
@@ -255,7 +254,8 @@ export async function startRedisCluster(masters = 3) {
   try {
     while (nodes.length < masters) {
       const port = await freePort();
-      if (port + 10_000 > 65_535 || !(await portFree(port + 10_000))) continue;
+      const busFree = port + 10_000 <= 65_535 && (await freePort(port + 10_000).catch(() => 0));
+      if (!busFree) continue;
       const config = ['--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir];
       nodes.push(
         await spawnRedis(`redis${nodes.length + 1}`, port, [
@@ -285,14 +285,6 @@ export async function startRedisCluster(masters = 3) {
     await stop();
     throw error;
   }
-}
-
-function portFree(port) {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 const nodeArgs = (profileDir) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);

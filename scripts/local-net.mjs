@@ -1,12 +1,12 @@
 // Loopback helpers shared by the local cluster (scripts/dev.mjs) and the benchmarks (bench/).
 import { createServer, Socket } from 'node:net';
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort() {
+/** A TCP port free on 127.0.0.1 right now: any (0), or `port` if free (else rejects). */
+export function freePort(port = 0) {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const { port } = server.address();
       server.close(() => resolve(port));
     });

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Socket } from 'node:net';
-import { encodeEventBody, type ReplyEndEvent, type SessionEventBody } from '@chorus/protocol';
+import {
+  compareEventIds,
+  encodeEventBody,
+  type ReplyEndEvent,
+  type SessionEventBody,
+} from '@chorus/protocol';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import {
@@ -36,11 +41,6 @@ let lease: SessionLease;
 let session: string;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const compareIds = (a: string, b: string) => {
-  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
-  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
-  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
-};
 const newSessionId = () => randomBytes(8).toString('hex');
 
 /** The stream as stored: [eventId, parsed body]. */
@@ -414,7 +414,7 @@ describe('SessionEvents', () => {
         }))!,
       );
     }
-    expect([...ids].sort(compareIds)).toEqual(ids);
+    expect([...ids].sort(compareEventIds)).toEqual(ids);
     expect(new Set(ids).size).toBe(6);
 
     const afterSecond = await events.readAfter(session, ids[1]!, 10);
@@ -677,7 +677,7 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
         body('c'),
       ]);
       expect(ids).toHaveLength(3);
-      expect([...ids!].sort(compareIds)).toEqual(ids);
+      expect([...ids!].sort(compareEventIds)).toEqual(ids);
       const stored = await storedEvents(session);
       expect(stored.slice(1).map(([id, e]) => [id, e.text])).toEqual([
         [ids![0], 'a'],

@@ -122,9 +122,9 @@ export class SessionFanout implements SessionCounts {
     const members = this.sessions.get(sessionId);
     if (members === undefined) return true;
     if (Array.isArray(members)) {
-      if (!members.includes(ws)) return false;
       // A new array: a delivery looping over the old one may be what closed this socket.
       const rest = members.filter((m) => m !== ws);
+      if (rest.length === members.length) return false;
       this.socketTotal--;
       this.sessions.set(sessionId, rest.length === 1 ? rest[0]! : rest);
       return false;

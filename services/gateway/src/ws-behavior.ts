@@ -26,8 +26,6 @@ const TRY_AGAIN_LATER = 1013;
  */
 const MAX_QUEUED_FRAMES = 1024;
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
-/** Bytes that may wait: MAX_QUEUED_BYTES, or two frames as large as the protocol allows. */
-const queuedBytesLimit = (closeAt: number) => Math.max(MAX_QUEUED_BYTES, 2 * closeAt);
 
 const queuedBytes = (queue: QueuedFrame[]) =>
   queue.reduce((bytes, frame) => bytes + frame.byteLength, 0);
@@ -36,7 +34,8 @@ const queuedBytes = (queue: QueuedFrame[]) =>
 export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
   const { settings } = ctx;
   const closeAt = closeLimit({ maxMessageBytes: settings.maxMessageBytes });
-  const maxQueuedBytes = queuedBytesLimit(closeAt);
+  // Or two frames as large as the protocol allows, if that is more.
+  const maxQueuedBytes = Math.max(MAX_QUEUED_BYTES, 2 * closeAt);
   const welcomes = new WelcomeQueue(ctx);
   return {
     compression: 0,

@@ -26,6 +26,9 @@ function addCounts(list) {
   return total;
 }
 
+/** What every scenario's cluster takes from the command line: profiling, Redis Cluster. */
+const clusterSettings = ({ profileDir, redisCluster }) => ({ profileDir, redisCluster });
+
 /** Spreads `total` over `parts` as evenly as whole numbers allow. */
 const share = (total, parts, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0);
 
@@ -47,8 +50,7 @@ export async function s1IdleSockets(options) {
   const cluster = await startCluster({
     gateways: 1,
     worker: false,
-    profileDir: options.profileDir,
-    redisCluster: options.redisCluster,
+    ...clusterSettings(options),
   });
   const [gateway] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's1-client');
@@ -270,8 +272,7 @@ export async function s2ChatRoundTrip(options) {
     const cluster = await startCluster({
       gateways: 2,
       workerEnv: workerEnv(options.deltas, options.workerConcurrency),
-      profileDir: options.profileDir,
-      redisCluster: options.redisCluster,
+      ...clusterSettings(options),
     });
     const clients = forkClients(options.clientProcesses, 's2-client');
     try {
@@ -296,8 +297,7 @@ export async function s3Streaming(options) {
     const cluster = await startCluster({
       gateways: 2,
       workerEnv: workerEnv(options.deltas, options.workerConcurrency),
-      profileDir: options.profileDir,
-      redisCluster: options.redisCluster,
+      ...clusterSettings(options),
     });
     const clients = forkClients(options.clientProcesses, 's3-client');
     try {
@@ -331,8 +331,7 @@ export async function s4ReconnectStorm(options) {
   const cluster = await startCluster({
     gateways: 2,
     workerEnv: workerEnv(10, options.workerConcurrency),
-    profileDir: options.profileDir,
-    redisCluster: options.redisCluster,
+    ...clusterSettings(options),
   });
   const [victim, survivor] = cluster.gateways;
   const clients = forkClients(clientProcesses, 's4-client');
@@ -459,8 +458,7 @@ export async function s5HealthUnderLoad(options) {
   const cluster = await startCluster({
     gateways: 2,
     workerEnv: workerEnv(options.deltas, options.workerConcurrency),
-    profileDir: options.profileDir,
-    redisCluster: options.redisCluster,
+    ...clusterSettings(options),
   });
   const clients = forkClients(options.clientProcesses, 's5-client');
   const [gateway] = cluster.gateways;

@@ -673,8 +673,7 @@ describe('reliability', () => {
       // lastEventId (this Redis kept nothing, so the log starts over) and chats on.
       expect((await browser.closed).code).toBe(1001);
       const { browser: back } = await TestBrowser.open(gateway.wsUrl, {
-        session: String(browser.frames[0]?.sessionId),
-        token: String(browser.frames[0]?.token),
+        ...sessionOf(browser.frames[0]!),
         lastEventId: lastEventId(browser),
       });
       browsers.push(back);

@@ -113,11 +113,12 @@ describe('slow consumer', () => {
       );
     });
 
-  let filled: Promise<{ session: string; token: string }>;
+  /** The filled session, shared by the tests below (filled by whichever runs first). */
+  let filling: Promise<{ session: string; token: string }> | undefined;
+  const filledSession = () => (filling ??= fillSession());
 
   it('paces a replay to a socket that stops reading; silent, it is closed with 4408; its client then replays everything', async () => {
-    filled = fillSession();
-    const { session, token } = await filled;
+    const { session, token } = await filledSession();
     const query = `?${new URLSearchParams({ session, token, lastEventId: '0-0' }).toString()}`;
 
     // A client that asks for the whole log (about 15 MB) and then reads nothing.
@@ -152,7 +153,7 @@ describe('slow consumer', () => {
   });
 
   it('a client that stops reading a replay but keeps sending is closed with 4429, not buffered', async () => {
-    const { session, token } = await filled;
+    const { session, token } = await filledSession();
     const query = `?${new URLSearchParams({ session, token, lastEventId: '0-0' }).toString()}`;
     const { socket, frames, closed } = openSocket(cluster, query);
     await new Promise((resolve) => socket.once('open', resolve));

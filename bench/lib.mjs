@@ -256,10 +256,16 @@ export async function startRedisCluster(masters = 3) {
       const port = await freePort();
       const busFree = port + 10_000 <= 65_535 && (await freePort(port + 10_000).catch(() => 0));
       if (!busFree) continue;
-      const config = ['--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir];
       nodes.push(
         await spawnRedis(`redis${nodes.length + 1}`, port, [
-          ...['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', ...config],
+          '--cluster-enabled',
+          'yes',
+          '--cluster-node-timeout',
+          '2000',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
         ]),
       );
     }

@@ -49,7 +49,7 @@ interface Health {
   };
   knowledge_graph: { nodes: number; edges: number };
   agents: number;
-  redis: { status: string; latency_ms: number };
+  redis: { status: string; latency_ms: number; live_events: string };
   uws: { native: boolean };
 }
 
@@ -196,7 +196,7 @@ describe('health, metrics and probes', () => {
         },
       },
       knowledge_graph: { nodes: expect.any(Number), edges: expect.any(Number) },
-      redis: { status: 'up', latency_ms: expect.any(Number) },
+      redis: { status: 'up', latency_ms: expect.any(Number), live_events: 'up' },
       uws: { native: true },
     });
     // Seconds since the epoch, not milliseconds.

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSentinelGroup, type TestSentinelGroup } from './support/redis-sentinel.js';
-import { TestBrowser } from './support/test-browser.js';
+import { TestBrowser, UpgradeRefused } from './support/test-browser.js';
 import { TestCluster } from './support/test-cluster.js';
 
 /**
@@ -49,6 +49,18 @@ describe('behind Redis Sentinel', () => {
     const master = group.master;
     master.kill('SIGKILL');
     const deadline = Date.now() + 30_000;
+    // Until its live-event subscription is back, the gateway says so and lets no socket in (one
+    // let in would be sent away with 1001 as soon as the subscription returned).
+    const gateway = cluster.gateway(0);
+    let feed = '';
+    while (feed !== 'down' && Date.now() < deadline) {
+      const res = await fetch(`${gateway.url}/health`);
+      feed = ((await res.json()) as { redis: { live_events: string } }).redis.live_events;
+    }
+    expect(feed).toBe('down');
+    const refused = await TestBrowser.connect(gateway.wsUrl).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UpgradeRefused);
+    expect((refused as UpgradeRefused).status).toBe(503);
     while ((await group.currentMasterPort()) !== group.replicaPort) {
       if (Date.now() > deadline) throw new Error('the Sentinels never promoted the replica');
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -56,7 +68,7 @@ describe('behind Redis Sentinel', () => {
     // The services reconnect on their own, asking the Sentinels where the master is now.
     let healthy = false;
     while (!healthy && Date.now() < deadline + 15_000) {
-      const res = await fetch(`${cluster.gateway(0).url}/health`);
+      const res = await fetch(`${gateway.url}/health`);
       healthy = res.status === 200;
       if (!healthy) await new Promise((resolve) => setTimeout(resolve, 200));
     }

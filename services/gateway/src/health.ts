@@ -34,7 +34,8 @@ const sum = (view: ClusterView['gateways'], figure: string) =>
 /**
  * Assembles /health: this replica's figures live, the cluster's from Redis as a background loop
  * last read them (every second), so that a request never waits for Redis. Redis counts as down
- * as soon as the command connection is not ready, or when the last probe failed.
+ * as soon as the command connection is not ready, the live-event subscription is interrupted, or
+ * the last probe failed.
  */
 export class HealthReporter {
   private snapshot: ClusterSnapshot = EMPTY;
@@ -90,7 +91,10 @@ export class HealthReporter {
       },
       knowledge_graph: cluster.graph,
       agents,
-      redis: redisUp ? cluster.redis : { status: 'down', latency_ms: null },
+      redis: {
+        ...(redisUp ? cluster.redis : { status: 'down', latency_ms: null }),
+        live_events: this.ctx.fanout.liveFeedUp ? 'up' : 'down',
+      },
       uws: { native: this.uwsNative },
       draining: this.ctx.draining,
     };
@@ -115,7 +119,8 @@ export class HealthReporter {
   }
 
   private up(cluster: ClusterSnapshot): boolean {
-    return cluster.redis.status === 'up' && this.ctx.redis.status === 'ready';
+    const { redis, fanout } = this.ctx;
+    return cluster.redis.status === 'up' && redis.status === 'ready' && fanout.liveFeedUp;
   }
 
   /**

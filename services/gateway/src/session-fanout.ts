@@ -49,6 +49,8 @@ export class SessionFanout implements SessionCounts {
   private readonly channelTail: number;
   private socketTotal = 0;
   private readonly batch: TurnBatch;
+  /** False from a drop of the subscription until it is back and its sockets were sent away. */
+  private feedUp = true;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -67,15 +69,19 @@ export class SessionFanout implements SessionCounts {
     // Events published while the subscription is down never reach this gateway, and its sockets
     // cannot tell: once it is back, they reconnect with their lastEventId and replay them.
     // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
-    let interrupted = false;
-    const lost = () => (interrupted = true);
+    const lost = () => (this.feedUp = false);
     const back = () => {
-      if (!interrupted) return;
-      interrupted = false;
+      if (this.feedUp) return;
+      this.feedUp = true;
       this.resync();
     };
     subscriber.on('close', lost).on('-subscriber', lost);
     subscriber.on('ready', back).on('subscribersReady', back);
+  }
+
+  /** Whether this gateway receives its sessions' live events (new sockets wait until it does). */
+  get liveFeedUp(): boolean {
+    return this.feedUp;
   }
 
   private resync(): void {

@@ -59,6 +59,14 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
           .end('gateway is draining; connect to another replica');
         return;
       }
+      if (!ctx.fanout.liveFeedUp) {
+        // A socket let in now would be sent away (1001) once the subscription is back.
+        res
+          .writeStatus('503 Service Unavailable')
+          .writeHeader('Retry-After', '1')
+          .end('live events interrupted; try again shortly');
+        return;
+      }
       if (!originAllowed(origin, settings.allowedOrigins)) {
         ctx.stats.error('origin_forbidden');
         res.writeStatus('403 Forbidden').end('origin not allowed');

@@ -176,6 +176,53 @@ describe('slow consumer', () => {
     expect(await closed).toBe(4429);
     expect(frames.filter((f) => f.type === 'ack')).toEqual([]); // none of them was handled
   });
+
+  // Last: it adds messages to the shared session, which the tests above count.
+  it('a replay stalled on a reader while its session goes on holds few live events, then delivers every event once, in order', async () => {
+    const { session, token } = await filledSession();
+    const backpressured = () => count(/^chorus_ws_backpressure_events_total\{[^}]*\} (\d+)/m);
+    const dropped = () => slowConsumerSteps(cluster, 'catch_up_dropped');
+    const [backpressureBefore, droppedBefore] = [await backpressured(), await dropped()];
+
+    // A reader that asks for the whole log, then reads nothing but keeps pinging.
+    const replayQuery = new URLSearchParams({ session, token, lastEventId: '0-0' }).toString();
+    const reader = openSocket(cluster, `?${replayQuery}`);
+    await new Promise((resolve) => reader.socket.once('open', resolve));
+    reader.socket.pause();
+    const pings = setInterval(() => reader.socket.send(JSON.stringify({ type: 'ping' })), 300);
+    try {
+      await expect.poll(backpressured, { timeout: 10_000 }).toBeGreaterThan(backpressureBefore);
+
+      // Meanwhile the session goes on: 400 more messages from a second socket, ten at a time.
+      const writer = openSocket(cluster, `?${new URLSearchParams({ session, token }).toString()}`);
+      const MORE = 400;
+      let acks = 0;
+      const sendBatch = () => {
+        for (let i = acks; i < acks + 10; i++)
+          writer.socket.send(JSON.stringify({ type: 'chat', id: `later${i}`, text: `more ${i}` }));
+      };
+      writer.socket.on('message', (data: Buffer) => {
+        const { type } = JSON.parse(data.toString('utf8')) as Frame;
+        if (type === 'welcome') sendBatch();
+        else if (type === 'ack' && ++acks % 10 === 0 && acks < MORE) sendBatch();
+      });
+      await expect.poll(() => acks, { timeout: 20_000 }).toBe(MORE);
+      writer.socket.close();
+      // Over 256 of them waited for the stalled replay: dropped, to be read from the log.
+      expect(await dropped()).toBeGreaterThan(droppedBefore);
+
+      reader.socket.resume();
+      const last = () =>
+        reader.frames.some((f) => f.type === 'user.message' && f.id === `later${MORE - 1}`);
+      await expect.poll(last, { timeout: 30_000, interval: 100 }).toBe(true);
+      const stored = await cluster.redis().xrange(cluster.keys.session(session).events, '-', '+');
+      expect(eventIdsOf(reader.frames)).toEqual(stored.map(([eventId]) => eventId));
+      expect(reader.socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      clearInterval(pings);
+      reader.socket.terminate();
+    }
+  }, 90_000);
 });
 
 describe('slow consumer of live deltas', () => {

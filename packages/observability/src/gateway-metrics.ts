@@ -73,7 +73,7 @@ export class GatewayMetrics {
     });
     this.slowConsumers = new Counter({
       name: 'chorus_ws_slow_consumer_total',
-      help: 'Slow sockets: taken off live delivery (held), deltas merged for them, caught up, or closed with 4413.',
+      help: 'Slow sockets: taken off live delivery (held), deltas merged for them, caught up, closed with 4413, or live events held during a replay dropped to be read from the log (catch_up_dropped).',
       labelNames: ['step'],
       registers,
     });
@@ -120,7 +120,7 @@ export class GatewayMetrics {
   drainStarted(): void {
     this.draining.set(1);
   }
-  slowConsumer(step: 'held' | 'merged' | 'caught_up' | 'closed'): void {
+  slowConsumer(step: 'held' | 'merged' | 'caught_up' | 'closed' | 'catch_up_dropped'): void {
     this.slowConsumers.inc({ step });
   }
   resumed(outcome: 'replayed' | 'reset' | 'invalid'): void {

@@ -48,6 +48,8 @@ export class Connection {
   queue: QueuedFrame[] | null = null;
   /** Live events that arrived while the socket replays the log; null when live. */
   catchingUp: PendingEvent[] | null = null;
+  /** `catchingUp` passed its cap and was emptied: the replay reads those events from the log. */
+  catchUpDropped = false;
   /** Whether the socket gets its session's live events as they come. */
   live = false;
   /** Whether it gets them through its session's uWS topic (see SessionFanout). */

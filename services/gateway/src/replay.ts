@@ -53,22 +53,28 @@ export async function replay(
     };
     let cursor = reset ? '0-0' : lastEventId;
     for (;;) {
-      for (const event of page) {
-        if (!(await paced())) break;
-        sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
-        cursor = event.eventId;
+      for (;;) {
+        for (const event of page) {
+          if (!(await paced())) break;
+          sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
+          cursor = event.eventId;
+        }
+        if (page.length < REPLAY_PAGE || conn.closed) break;
+        page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
       }
-      if (page.length < REPLAY_PAGE || conn.closed) break;
+      // Live events held meanwhile; more may arrive while this waits, and are sent in turn.
+      const held = conn.catchingUp ?? [];
+      for (let i = 0; i < held.length && !conn.catchUpDropped; i++) {
+        const pending = held[i]!;
+        if (compareEventIds(pending.eventId, cursor) <= 0) continue;
+        if (!(await paced())) break;
+        sendRaw(ws, ctx.stats, pending.frame);
+        cursor = pending.eventId;
+      }
+      // Some were dropped (too many waited): what followed the cursor is read from the log again.
+      if (conn.closed || !conn.catchUpDropped) break;
+      conn.catchUpDropped = false;
       page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
-    }
-    // Live events held meanwhile; more may arrive while this waits, and are sent in turn.
-    const held = conn.catchingUp ?? [];
-    for (let i = 0; i < held.length; i++) {
-      const pending = held[i]!;
-      if (compareEventIds(pending.eventId, cursor) <= 0) continue;
-      if (!(await paced())) break;
-      sendRaw(ws, ctx.stats, pending.frame);
-      cursor = pending.eventId;
     }
     conn.catchingUp = null;
     ctx.fanout.goLiveAfter(ws, cursor);

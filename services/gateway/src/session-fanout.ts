@@ -12,6 +12,8 @@ import type { TemplatedApp } from './uws.js';
 type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
+/** Live events held for a socket during its replay, at most; past it they are read from the log. */
+const CATCH_UP_CAP = 256;
 const ignore = () => undefined;
 
 /**
@@ -197,6 +199,7 @@ export class SessionFanout implements SessionCounts {
     conn.live = false;
     conn.seam = null;
     conn.catchingUp = [];
+    conn.catchUpDropped = false;
     // The replay reads from the log whatever was held back for slowness.
     conn.held = null;
     conn.heldBytes = 0;
@@ -350,6 +353,13 @@ export class SessionFanout implements SessionCounts {
     if (conn.live) return 0;
     if (conn.held) return this.hold(ws, conn, eventId, body);
     if (conn.catchingUp) {
+      // A replay waiting on a socket that reads nothing must not hold a busy session's events
+      // without bound: they are in the log, so the replay reads them again from there.
+      if (conn.catchingUp.length >= CATCH_UP_CAP) {
+        conn.catchingUp.length = 0;
+        conn.catchUpDropped = true;
+        this.stats.metrics.slowConsumer('catch_up_dropped');
+      }
       conn.catchingUp.push({ eventId, frame });
       return 1;
     }

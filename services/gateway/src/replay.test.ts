@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { createLogger, createRegistry, GatewayMetrics } from '@chorus/observability';
+import { KeySchema, SessionEvents } from '@chorus/state';
+import { Connection, type Socket } from './connection.js';
+import { FirstDeltaClock } from './first-delta-clock.js';
+import type { GatewayContext } from './gateway-context.js';
+import { replay } from './replay.js';
+import { ReplicaStats } from './replica-stats.js';
+import { SessionFanout } from './session-fanout.js';
+import type { TemplatedApp } from './uws.js';
+
+/**
+ * The replay against a real Redis (log and live events), with a socket whose send buffer the test
+ * fills and drains: what a client would read on it, frame by frame.
+ */
+const SESSION = 'replayed';
+let redis: Redis;
+let subscriber: Redis;
+let keys: KeySchema;
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
+  subscriber = redis.duplicate();
+  keys = new KeySchema(`t${randomBytes(5).toString('hex')}`);
+});
+afterAll(async () => {
+  const stale = await redis.keys(`${keys.prefix}:*`);
+  if (stale.length > 0) await redis.del(...stale);
+  redis.disconnect();
+  subscriber.disconnect();
+});
+
+/** A socket that keeps what is sent to it; `buffered` is its send buffer, set by the test. */
+function stubSocket(conn: Connection) {
+  const sent: string[] = [];
+  const socket = {
+    buffered: 0,
+    sent,
+    getUserData: () => ({ conn }),
+    getBufferedAmount: () => socket.buffered,
+    send: (frame: string) => (sent.push(frame), 1),
+    cork: (write: () => void) => write(),
+    ping: () => 1,
+    subscribe: () => true,
+    unsubscribe: () => true,
+    end: () => undefined,
+  };
+  return socket;
+}
+
+/** Appends an event to the session's log and publishes it, as the worker's script does. */
+async function emit(n: number): Promise<string> {
+  const k = keys.session(SESSION);
+  const body = JSON.stringify({ type: 'user.message', id: `m${n}`, text: `message ${n}` });
+  const eventId = (await redis.xadd(k.events, '*', 'e', body))!;
+  await redis.spublish(k.channel, `${eventId}\n${body}`);
+  return eventId;
+}
+
+it('a replay waiting on a full send buffer while its session goes on drops the live events it held past 256 and reads them from the log: each event once, in order', async () => {
+  const registry = createRegistry('gateway', 'test');
+  const metrics = new GatewayMetrics(registry);
+  const stats = new ReplicaStats(metrics);
+  const app = { publish: () => true } as unknown as TemplatedApp;
+  const fanout = new SessionFanout(
+    app,
+    subscriber,
+    keys,
+    stats,
+    new FirstDeltaClock(metrics),
+    createLogger('gateway', 'test', 'silent'),
+    { slowBytes: 64 * 1024, maxBytes: 1024 * 1024 },
+  );
+  const ctx = {
+    events: new SessionEvents(redis, keys, 10_000),
+    fanout,
+    stats,
+    settings: { maxBackpressureBytes: 1024 * 1024 },
+  } as unknown as GatewayContext;
+  const conn = new Connection('c1', SESSION, true, '127.0.0.1', 'token', 0, undefined);
+  const ws = stubSocket(conn);
+  const socket = ws as unknown as Socket;
+  await fanout.join(socket).subscribed;
+  fanout.holdBack(socket); // from here, live events wait in catchingUp
+
+  // Three events the client missed; one more that arrives after the page was read. All four
+  // come live too (and wait, held back).
+  const ids = [await emit(1), await emit(2), await emit(3)];
+  const page = await ctx.events.readAfter(SESSION, '0-0', 200);
+  ids.push(await emit(4));
+  await expect.poll(() => conn.catchingUp?.length).toBe(4);
+
+  // The page fills the send buffer: the replay waits before sending the held event.
+  ws.send = (frame: string) => (ws.sent.push(frame), (ws.buffered = 10_000_000), 0);
+  const replayed = replay(socket, ctx, '0-0', { reset: false, page });
+  await expect.poll(() => conn.drainWaiters?.length).toBe(1);
+
+  // Meanwhile the session goes on: 300 more events, more than a replay holds.
+  for (let n = 5; n <= 304; n++) ids.push(await emit(n));
+  await expect.poll(() => conn.catchUpDropped).toBe(true);
+  expect(conn.catchingUp!.length).toBeLessThanOrEqual(256);
+
+  // The client reads again.
+  ws.send = (frame: string) => (ws.sent.push(frame), 1);
+  ws.buffered = 0;
+  for (const resolve of conn.drainWaiters!) resolve();
+  conn.drainWaiters = null;
+  expect(await replayed).toBe('replayed');
+
+  const sentIds = ws.sent.map((frame) => (JSON.parse(frame) as { eventId: string }).eventId);
+  expect(sentIds).toEqual(ids);
+  expect(await registry.getSingleMetricAsString('chorus_ws_slow_consumer_total')).toMatch(
+    /step="catch_up_dropped"[^}]*\} 1\b/,
+  );
+});

@@ -408,6 +408,40 @@ describe('reliability', () => {
       );
     });
 
+    it('a subscription that drops twice within a moment sends the sockets away once', async () => {
+      const { browser, welcome } = await open(0);
+      const gateway = cluster.gateway(0);
+      const interruptions = async () => {
+        const text = await (await fetch(`${gateway.url}/metrics`)).text();
+        return Number(
+          /ws_errors_total\{reason="live_feed_interrupted"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0,
+        );
+      };
+      const before = await interruptions();
+      /** The gateway's events connection (not `old`), once it has `subscriptions` channels. */
+      const subscriber = async (old = '', subscriptions = 0) => {
+        for (;;) {
+          const clients = String(await cluster.redis().client('LIST')).split('\n');
+          const line = clients.find((l) =>
+            l.includes(` name=${String(welcome.gatewayId)}:events `),
+          );
+          const [id, count] = [/\bid=(\d+)/, /\bssub=(\d+)/].map((p) => p.exec(line ?? '')?.[1]);
+          if (id && id !== old && Number(count) >= subscriptions)
+            return { id, count: Number(count) };
+          await sleep(5);
+        }
+      };
+      const first = await subscriber('', 1);
+      await cluster.redis().client('KILL', 'ID', first.id);
+      // Back (subscribed again to every session it holds), and dropped again at once.
+      const second = await subscriber(first.id, first.count);
+      await cluster.redis().client('KILL', 'ID', second.id);
+      expect((await browser.closed).code).toBe(1001);
+      await sleep(1_000);
+      expect(await interruptions()).toBe(before + 1);
+      await open(0, sessionOf(welcome)); // and sockets are let in again
+    });
+
     it('SIGTERM on a gateway mid-reply: 1001, exit 0, and the other replica delivers the rest', async () => {
       const doomed = await cluster.addGateway({ DRAIN_TIMEOUT_MS: '3000' });
       const { browser: first, welcome } = await TestBrowser.open(doomed.wsUrl);

@@ -12,6 +12,8 @@ import type { TemplatedApp } from './uws.js';
 type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
+/** How long a subscription that came back must stay up before its sockets are sent away. */
+const FEED_SETTLE_MS = 250;
 /** Live events held for a socket during its replay, at most; past it they are read from the log. */
 const CATCH_UP_CAP = 256;
 const ignore = () => undefined;
@@ -71,11 +73,20 @@ export class SessionFanout implements SessionCounts {
     // Events published while the subscription is down never reach this gateway, and its sockets
     // cannot tell: once it is back, they reconnect with their lastEventId and replay them.
     // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
-    const lost = () => (this.feedUp = false);
+    // It is back once it has stayed up a moment: a flapping subscription (ioredis can report a
+    // Redis Cluster's subscribers ready several times in one outage) sends clients away once.
+    let settling: NodeJS.Timeout | undefined;
+    const lost = () => {
+      clearTimeout(settling);
+      this.feedUp = false;
+    };
     const back = () => {
       if (this.feedUp) return;
-      this.feedUp = true;
-      this.resync();
+      clearTimeout(settling);
+      settling = setTimeout(() => {
+        this.feedUp = true;
+        this.resync();
+      }, FEED_SETTLE_MS).unref();
     };
     subscriber.on('close', lost).on('-subscriber', lost);
     subscriber.on('ready', back).on('subscribersReady', back);
@@ -257,6 +268,9 @@ export class SessionFanout implements SessionCounts {
   }
 
   private deliver(channel: string, raw: string): void {
+    // Its sockets are sent away once the feed is back; they read what follows from the log, and
+    // one sent a live event now would resume after it, past the events lost in the gap.
+    if (!this.feedUp) return;
     const sessionId = channel.slice(this.channelHead, channel.length - this.channelTail);
     const members = this.sessions.get(sessionId);
     if (members === undefined) return;

@@ -169,7 +169,7 @@ export class MessageInbox {
     const reply = await runScript(
       this.redis,
       'finishMessage',
-      [k.lease, k.events, k.channel, k.messages, k.inbox, k.history],
+      [k.lease, k.events, k.channel, k.messages, k.inbox, k.history, k.meta, k.fence],
       [
         fence,
         id,

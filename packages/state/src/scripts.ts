@@ -37,7 +37,7 @@ export const SCRIPTS = {
   releaseLease: load('release-lease-1.lua', false),
   appendEvents: load('append-events-3.lua', true),
   claimMessage: load('claim-message-6.lua', false),
-  finishMessage: load('finish-message-6.lua', true),
+  finishMessage: load('finish-message-8.lua', true),
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -294,6 +294,21 @@ describe('MessageInbox.finish', () => {
     });
   });
 
+  it("lengthens the session keys' TTL to its own, meta and fence included, and never shortens one", async () => {
+    await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    const fence = (await lease.acquire(session))!;
+    const k = keys.session(session);
+    // Close to expiry, all but the log, which a gateway with a longer TTL kept for longer.
+    for (const key of [k.meta, k.fence, k.messages]) await redis.expire(key, 10);
+    await redis.expire(k.events, 2 * SETTINGS.sessionTtlSeconds);
+
+    await inbox.finish(session, fence, 'm1', replyEnd('m1', 'a1'), turnsOf('m1', 'q1', 'a1'));
+    for (const key of [k.meta, k.fence, k.messages, k.history]) {
+      expect(await redis.ttl(key)).toBeGreaterThan(SETTINGS.sessionTtlSeconds - 5);
+    }
+    expect(await redis.ttl(k.events)).toBeGreaterThan(2 * SETTINGS.sessionTtlSeconds - 5);
+  });
+
   it('run twice for one message (its first reply lost), ends it once', async () => {
     for (const id of ['m1', 'm2']) await acceptOk(session, { id, text: `q-${id}`, ts: 1 });
     const fence = (await lease.acquire(session))!;

@@ -2,12 +2,14 @@
 -- popped, history appended; and when nothing else waits, the lease released with a
 -- `status: idle` event, in one step.
 -- KEYS[1] lease  KEYS[2] events  KEYS[3] channel  KEYS[4] messages  KEYS[5] inbox  KEYS[6] history
+-- KEYS[7] meta  KEYS[8] fence
 -- ARGV[1] fencing token  ARGV[2] chat id  ARGV[3] final event body (reply.end or error)
 -- ARGV[4] idle status body  ARGV[5] events maxlen  ARGV[6] history max entries
 -- ARGV[7] session ttl (s)  ARGV[8] n: events to append before the final one
 -- ARGV[9..8+n] those events' bodies (JSON), oldest first  ARGV[9+n..] history entries (JSON)
 -- Run again for a message already done (its reply was lost), it ends nothing twice. The session's
--- keys live on from here: the messages waiting must outlast the answer in progress.
+-- keys live on from here: the messages waiting must outlast the answer in progress. A TTL is
+-- only ever lengthened: a gateway configured with a longer one must not see it cut.
 -- Returns {final eventId, messages still waiting}, or false when the lease was lost.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local raw = redis.call('HGET', KEYS[4], ARGV[2])
@@ -30,8 +32,10 @@ for i = 9 + before, #ARGV do
   redis.call('RPUSH', KEYS[6], ARGV[i])
 end
 redis.call('LTRIM', KEYS[6], -tonumber(ARGV[6]), -1)
-for _, key in ipairs({KEYS[2], KEYS[4], KEYS[5], KEYS[6]}) do
-  redis.call('EXPIRE', key, ARGV[7])
+local ttl = tonumber(ARGV[7])
+for _, key in ipairs({KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
+  -- TTL is -2 for a key that does not exist: EXPIRE leaves it so.
+  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
 end
 local waiting = redis.call('LLEN', KEYS[5])
 if waiting == 0 then

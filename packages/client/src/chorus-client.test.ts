@@ -148,6 +148,49 @@ describe('ChorusClient outbox', () => {
     expect(chorus.state.outbox.map((entry) => entry.id)).toEqual([id]);
   });
 
+  it('keeps a waiting chat in its place after a reset whose window no longer holds it', () => {
+    const { chorus, socket } = connected();
+    const mine = chorus.chat('mine');
+    // Stored, but the gateway died before queueing its job: no ack.
+    socket.receive({ type: 'user.message', eventId: '1-1', id: mine, text: 'mine', ts: 1 });
+    const theirs = [
+      { type: 'user.message', eventId: '1-2', id: 'other', text: 'theirs', ts: 2 },
+      {
+        type: 'reply.end',
+        eventId: '1-3',
+        replyTo: 'other',
+        agent: 'tutor',
+        agents: [],
+        text: 'a',
+      },
+    ];
+    for (const event of theirs) socket.receive(event);
+    const later = chorus.chat('later');
+    const shown = () => chorus.state.messages.map((m) => [m.id, m.status]);
+    expect(shown()).toEqual([
+      [mine, 'sent'],
+      ['other', 'done'],
+      [later, 'queued'],
+    ]);
+
+    // Back after a while: the retained window starts after mine's user.message.
+    socket.drop(1006);
+    vi.runOnlyPendingTimers();
+    const next = FakeSocket.last();
+    next.welcome();
+    next.receive({ type: 'reset', reason: 'history_truncated' });
+    for (const event of theirs) next.receive(event);
+    next.receive({ type: 'user.message', eventId: '1-4', id: 'another', text: 'more', ts: 4 });
+    expect(shown()).toEqual([
+      [mine, 'queued'],
+      ['other', 'done'],
+      ['another', 'sent'],
+      [later, 'queued'],
+    ]);
+    ack(next, mine, '1-1');
+    expect(shown()[0]).toEqual([mine, 'sent']);
+  });
+
   it('drops an outbox entry over the welcome’s maxMessageBytes instead of resending it', () => {
     const saved = { outbox: [{ id: 'big', text: 'x'.repeat(100), ts: 1 }] };
     const chorus = client({}, saved);
@@ -202,6 +245,52 @@ describe('ChorusClient resend on an open socket', () => {
     refuse(socket, other, 'internal', 'service temporarily unavailable; retry shortly');
     vi.advanceTimersByTime(1_000);
     expect(socket.chats().at(-1)).toBe(other);
+  });
+
+  it('resends at once, with chats typed meanwhile, when an ack shows the gateway works again', () => {
+    const { chorus, socket } = connected();
+    const unavailable = (id: string) =>
+      refuse(socket, id, 'internal', 'service temporarily unavailable; retry shortly');
+    const first = chorus.chat('one');
+    const second = chorus.chat('two');
+    // Redis is down: both are refused and resent after 1, 2, 4, 8 and 16 s.
+    for (const ms of [1_000, 2_000, 4_000, 8_000, 16_000]) {
+      unavailable(first);
+      unavailable(second);
+      vi.advanceTimersByTime(ms);
+    }
+    expect(socket.chats()).toHaveLength(12);
+    // Back between the two: the next wait would be 30 s, but the ack says there is no need.
+    unavailable(first);
+    ack(socket, second, '1-1');
+    const third = chorus.chat('three');
+    expect(socket.chats().slice(12)).toEqual([first, third]);
+    ack(socket, first, '1-2');
+    ack(socket, third, '1-3');
+    expect(chorus.state.outbox).toEqual([]);
+    expect(chorus.state.messages.map((m) => [m.id, m.status])).toEqual([
+      [first, 'sent'],
+      [second, 'sent'],
+      [third, 'sent'],
+    ]);
+
+    // The backoff started over: a new refusal waits 1 s again.
+    const fourth = chorus.chat('four');
+    unavailable(fourth);
+    vi.advanceTimersByTime(1_000);
+    expect(socket.chats().slice(14)).toEqual([fourth, fourth]);
+  });
+
+  it('still waits out a rate limit after an ack: the limit is the session’s, not an outage', () => {
+    const { chorus, socket } = connected();
+    const first = chorus.chat('one');
+    const second = chorus.chat('two');
+    rateLimit(socket, first, 3);
+    ack(socket, second, '1-1');
+    const third = chorus.chat('three');
+    expect(socket.chats()).toEqual([first, second]);
+    vi.advanceTimersByTime(3_000);
+    expect(socket.chats()).toEqual([first, second, first, third]);
   });
 
   it('keeps one timer for all refusals, and drops it when the socket closes or the client does', () => {

@@ -54,6 +54,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
   /** One timer resends the whole outbox, from its head, after a chat was refused for now. */
   private resendTimer: ReturnType<typeof setTimeout> | undefined;
   private resendAt = 0;
+  /** The pending resend waits out the session's rate limit, which an ack does not lift. */
+  private resendRateLimited = false;
   /** `internal` refusals since the last ack: the exponent of the resend backoff. */
   private resendFailures = 0;
   private closed = false;
@@ -187,8 +189,8 @@ export class ChorusClient extends Emitter<ChorusEvents> {
         return;
       case 'ack':
         this.record.remove(frame.id);
-        this.resendFailures = 0;
         this.connection.proven();
+        this.resendAfterAck();
         this.conversation = markAcked(this.conversation, frame.id);
         this.publish();
         this.emit('ack', frame);
@@ -274,10 +276,22 @@ export class ChorusClient extends Emitter<ChorusEvents> {
     const delay = wait + Math.floor(this.random() * RESEND_JITTER_MS);
     this.cancelResend();
     this.resendAt = this.now() + delay;
+    this.resendRateLimited = frame.code === 'rate_limited';
     this.resendTimer = setTimeout(() => {
       this.resendTimer = undefined;
       this.sendOutbox();
     }, delay);
+  }
+
+  /**
+   * An ack shows the gateway works again: the `internal` backoff starts over, and a resend
+   * waiting it out goes now instead of holding back chats typed meanwhile (for up to 30 s).
+   */
+  private resendAfterAck(): void {
+    this.resendFailures = 0;
+    if (this.resendTimer === undefined || this.resendRateLimited) return;
+    this.cancelResend();
+    this.sendOutbox();
   }
 
   private cancelResend(): void {

@@ -112,6 +112,25 @@ describe('conversation', () => {
     expect(c.messages.map((m) => m.id)).toEqual(['mine']);
   });
 
+  it('after a reset, what the replay shows goes around kept messages by where they were stored', () => {
+    let c = addLocalMessage(EMPTY_CONVERSATION, { id: 'stored', text: 'a', ts: 1 });
+    c = addLocalMessage(c, { id: 'unsent', text: 'b', ts: 2 });
+    c = applyEvent(c, { eventId: '5-0', type: 'user.message', id: 'stored', text: 'a', ts: 1 });
+    c = resetConversation(c, new Set(['stored', 'unsent']));
+    // The window starts after stored's user.message; 'gone' is known by its reply only.
+    c = apply(
+      c,
+      { eventId: '7-0', type: 'user.message', id: 'x', text: 'x', ts: 7 },
+      { eventId: '8-0', type: 'reply.end', replyTo: 'gone', agent: 'a', agents: [], text: 'r' },
+    );
+    expect(c.messages.map((m) => [m.id, m.status])).toEqual([
+      ['stored', 'queued'],
+      ['x', 'sent'],
+      ['gone', 'done'],
+      ['unsent', 'queued'],
+    ]);
+  });
+
   it('keeps the last agent.log lines, and returns the same object when nothing changed', () => {
     let c = EMPTY_CONVERSATION;
     for (let i = 0; i < 120; i++) {

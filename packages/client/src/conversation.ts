@@ -1,4 +1,5 @@
 import type { ErrorCode, SessionEvent } from '@chorus/protocol';
+import { compareEventIds } from './event-id.js';
 
 /**
  * The conversation as the user sees it, rebuilt from session events. Every function here is
@@ -44,6 +45,8 @@ export interface ChatMessage {
   text: string;
   ts: number;
   status: MessageStatus;
+  /** Where the gateway stored it: the eventId of its `user.message`, once this client saw it. */
+  eventId?: string;
   reply?: Reply;
   error?: { code: ErrorCode; message: string };
 }
@@ -114,6 +117,8 @@ export function endMessage(
 /**
  * After `reset` or a new session: keep only what is still waiting for its ack, as queued again
  * (one whose user.message came but not its ack as well: what follows shows it again if stored).
+ * A kept message keeps its eventId, so that the replay puts what it shows around it as before,
+ * even when the window no longer holds its user.message.
  */
 export function resetConversation(
   conversation: Conversation,
@@ -122,7 +127,13 @@ export function resetConversation(
   return {
     messages: conversation.messages
       .filter((m) => keep.has(m.id))
-      .map(({ id, text, ts }) => ({ id, text, ts, status: 'queued' })),
+      .map(({ id, text, ts, eventId }) => ({
+        id,
+        text,
+        ts,
+        status: 'queued',
+        ...(eventId === undefined ? {} : { eventId }),
+      })),
     processing: false,
     activity: [],
   };
@@ -132,7 +143,7 @@ export function resetConversation(
 export function applyEvent(conversation: Conversation, event: SessionEvent): Conversation {
   switch (event.type) {
     case 'user.message':
-      return upsertUserMessage(conversation, event.id, event.text, event.ts);
+      return upsertUserMessage(conversation, event);
     case 'status': {
       const processing = event.state === 'processing';
       const next: Conversation = { ...conversation, processing };
@@ -147,7 +158,7 @@ export function applyEvent(conversation: Conversation, event: SessionEvent): Con
     }
     case 'reply.start':
       // A second reply.start (a retried job) replaces what the first one streamed.
-      return updateOrCreate(conversation, event.replyTo, (m) => ({
+      return updateOrCreate(conversation, event, (m) => ({
         ...m,
         status: 'answering',
         reply: {
@@ -160,7 +171,7 @@ export function applyEvent(conversation: Conversation, event: SessionEvent): Con
         },
       }));
     case 'reply.delta':
-      return updateOrCreate(conversation, event.replyTo, (m) => {
+      return updateOrCreate(conversation, event, (m) => {
         if (isFinal(m.status)) return m;
         const reply = m.reply ?? {
           agent: event.agent,
@@ -173,7 +184,7 @@ export function applyEvent(conversation: Conversation, event: SessionEvent): Con
         return { ...m, status: 'answering', reply: appendDelta(reply, event.agent, event.text) };
       });
     case 'reply.end':
-      return updateOrCreate(conversation, event.replyTo, (m) => {
+      return updateOrCreate(conversation, event, (m) => {
         const parts = m.reply?.text === event.text ? m.reply.parts : [];
         const reply: Reply = {
           agent: event.agent,
@@ -205,9 +216,14 @@ export function applyEvent(conversation: Conversation, event: SessionEvent): Con
       return { ...conversation, activity };
     }
     case 'error': {
-      const error = { code: event.code, message: event.message };
-      if (!event.replyTo) return { ...conversation, lastError: error };
-      return updateOrCreate(conversation, event.replyTo, (m) => ({ ...m, status: 'error', error }));
+      const { replyTo, eventId, code, message } = event;
+      const error = { code, message };
+      if (!replyTo) return { ...conversation, lastError: error };
+      return updateOrCreate(conversation, { replyTo, eventId }, (m) => ({
+        ...m,
+        status: 'error',
+        error,
+      }));
     }
     default:
       return unreachable(event);
@@ -225,25 +241,42 @@ function appendDelta(reply: Reply, agent: string, text: string): Reply {
 
 function upsertUserMessage(
   conversation: Conversation,
-  id: string,
-  text: string,
-  ts: number,
+  { id, text, ts, eventId }: { id: string; text: string; ts: number; eventId: string },
 ): Conversation {
-  const index = conversation.messages.findIndex((m) => m.id === id);
-  if (index >= 0) {
+  if (conversation.messages.some((m) => m.id === id)) {
     return updateMessage(conversation, id, (m) => ({
       ...m,
       text,
       ts,
+      eventId,
       status: m.status === 'queued' ? 'sent' : m.status,
     }));
   }
-  // Stored messages go before the ones still waiting in this client's outbox.
+  return insertStored(conversation, { id, text, ts, eventId, status: 'sent' }, eventId);
+}
+
+/**
+ * Puts a message the gateway stored before `eventId` ahead of the first one that comes after it,
+ * and nowhere else: what is already shown (a reset keeps what waits) does not move.
+ */
+function insertStored(
+  conversation: Conversation,
+  message: ChatMessage,
+  eventId: string,
+): Conversation {
   const messages = [...conversation.messages];
-  const firstQueued = messages.findIndex((m) => m.status === 'queued');
-  const message: ChatMessage = { id, text, ts, status: 'sent' };
-  messages.splice(firstQueued < 0 ? messages.length : firstQueued, 0, message);
+  const next = messages.findIndex((m) => comesAfter(m, eventId));
+  messages.splice(next < 0 ? messages.length : next, 0, message);
   return { ...conversation, messages };
+}
+
+/**
+ * Stored after `eventId`, or still waiting in this client's outbox with no sign of being stored
+ * (it will be stored after everything the gateway sends now).
+ */
+function comesAfter(message: ChatMessage, eventId: string): boolean {
+  if (message.eventId === undefined) return message.status === 'queued';
+  return compareEventIds(message.eventId, eventId) > 0;
 }
 
 function updateMessage(
@@ -261,15 +294,18 @@ function updateMessage(
   return { ...conversation, messages };
 }
 
-/** Events about a message whose user.message fell out of the retained window still show. */
+/**
+ * Events about a message whose user.message fell out of the retained window still show, placed
+ * as if stored just before the event: its own eventId is unknown.
+ */
 function updateOrCreate(
   conversation: Conversation,
-  id: string,
+  { replyTo: id, eventId }: { replyTo: string; eventId: string },
   update: (message: ChatMessage) => ChatMessage,
 ): Conversation {
   const known = conversation.messages.some((m) => m.id === id)
     ? conversation
-    : upsertUserMessage(conversation, id, '', 0);
+    : insertStored(conversation, { id, text: '', ts: 0, status: 'sent' }, eventId);
   return updateMessage(known, id, update);
 }
 

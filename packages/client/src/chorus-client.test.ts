@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ChorusClient } from './chorus-client.js';
-import { memorySession, type PersistedSession } from './session-storage.js';
+import {
+  memorySession,
+  webStorageSession,
+  type PersistedSession,
+  type WebStorageLike,
+} from './session-storage.js';
 import type { SocketCloseEvent, SocketMessageEvent, WebSocketLike } from './socket.js';
 import type { ChorusClientOptions } from './types.js';
 
@@ -34,13 +39,12 @@ class FakeSocket implements WebSocketLike {
     this.readyState = 3;
   }
 
-  welcome(maxMessageBytes = 16_384): void {
+  welcome(maxMessageBytes = 16_384, session = { sessionId: 's1', token: 't1' }): void {
     this.readyState = 1;
     this.receive({
       type: 'welcome',
       protocol: 1,
-      sessionId: 's1',
-      token: 't1',
+      ...session,
       connectionId: 'c-1',
       gatewayId: 'g1',
       resumed: false,
@@ -201,6 +205,99 @@ describe('ChorusClient outbox', () => {
     expect(chorus.state.messages).toMatchObject([
       { id: 'big', status: 'error', error: { code: 'too_large' } },
     ]);
+  });
+});
+
+describe('ChorusClient tabs sharing one localStorage', () => {
+  /** What the tabs of one origin share; each client wraps it in its own storage. */
+  const sharedLocalStorage = (): WebStorageLike => {
+    const data = new Map<string, string>();
+    return {
+      getItem: (key) => data.get(key) ?? null,
+      setItem: (key, value) => void data.set(key, value),
+      removeItem: (key) => void data.delete(key),
+    };
+  };
+  const tab = (local: WebStorageLike) => client({ storage: webStorageSession(local) });
+  const storedIds = (local: WebStorageLike) =>
+    webStorageSession(local)
+      .load()
+      ?.outbox.map((entry) => entry.id);
+  /** Connects a tab and welcomes it; returns its socket. */
+  const online = (chorus: ChorusClient) => {
+    chorus.connect();
+    FakeSocket.last().welcome();
+    return FakeSocket.last();
+  };
+
+  it('a chat typed offline in one tab survives the other tab’s saves, and a reload resends it', () => {
+    const local = sharedLocalStorage();
+    const a = tab(local);
+    const socketA = online(a);
+    const b = tab(local);
+    online(b).drop(1006); // B is offline
+    const typedInB = b.chat('typed while offline');
+    expect(storedIds(local)).toEqual([typedInB]);
+
+    // A chats and gets acked meanwhile: each of those saves the record.
+    ack(socketA, a.chat('from a'), '1-1');
+    socketA.drop(1006);
+    vi.advanceTimersByTime(0);
+    FakeSocket.last().welcome();
+    expect(storedIds(local)).toEqual([typedInB]);
+
+    b.close(); // closed before it reconnected
+    const socket = online(tab(local)); // a reload
+    expect(socket.chats()).toEqual([typedInB]);
+    ack(socket, typedInB, '1-2');
+    expect(storedIds(local)).toEqual([]);
+  });
+
+  it('copes with the ack of a chat it does not hold (another tab took it out of storage)', () => {
+    const local = sharedLocalStorage();
+    webStorageSession(local).save({
+      outbox: [{ id: 'left', text: 'from an earlier page', ts: 1 }],
+    });
+    const [a, b] = [tab(local), tab(local)];
+    const [socketA, socketB] = [online(a), online(b)];
+    // Both resend what the earlier page left; the gateway acks each the same.
+    expect([socketA.chats(), socketB.chats()]).toEqual([['left'], ['left']]);
+    const typedInB = b.chat('mine');
+    ack(socketA, 'left', '1-1');
+    expect(storedIds(local)).toEqual([typedInB]);
+    const acks: unknown[] = [];
+    a.on('ack', (frame) => acks.push(frame.id));
+    ack(socketA, 'left', '1-1'); // a repeat: A no longer holds it
+    ack(socketA, typedInB, '1-2'); // never held by A
+    expect(acks).toEqual(['left', typedInB]);
+    expect(a.state.outbox).toEqual([]);
+    expect(a.state.messages.map((m) => [m.id, m.status])).toEqual([['left', 'sent']]);
+    expect(storedIds(local)).toEqual([typedInB]);
+    ack(socketB, 'left', '1-1');
+    ack(socketB, typedInB, '1-2');
+    expect(b.state.outbox).toEqual([]);
+    expect(storedIds(local)).toEqual([]);
+  });
+
+  it('after 4401, a tab joins the session another tab started instead of starting its own', () => {
+    const local = sharedLocalStorage();
+    webStorageSession(local).save({ sessionId: 's1', token: 'bad', outbox: [] });
+    const [a, b] = [tab(local), tab(local)];
+    const query = () => Object.fromEntries(new URL(FakeSocket.last().url).searchParams);
+    a.connect();
+    FakeSocket.last().drop(4401);
+    vi.advanceTimersByTime(0);
+    expect(query()).toEqual({});
+    FakeSocket.last().welcome(16_384, { sessionId: 's2', token: 't2' });
+
+    b.connect();
+    expect(query()).toMatchObject({ session: 's1', token: 'bad' });
+    FakeSocket.last().drop(4401);
+    vi.advanceTimersByTime(0);
+    expect(query()).toEqual({ session: 's2', token: 't2', lastEventId: '0-0' });
+    FakeSocket.last().welcome(16_384, { sessionId: 's2', token: 't2' });
+    expect(b.state.connection.sessionId).toBe('s2');
+    expect(webStorageSession(local).load()).toMatchObject({ sessionId: 's2', token: 't2' });
   });
 });
 

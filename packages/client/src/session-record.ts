@@ -1,6 +1,14 @@
 import type { OutboxEntry, PersistedSession, SessionStorage } from './session-storage.js';
 
-/** The client's persisted part: session credentials and the outbox, saved on every change. */
+/**
+ * The client's persisted part: session credentials and the outbox.
+ *
+ * The tabs of a session share one storage (localStorage), so each change is applied to what is
+ * stored at that moment, never by saving this tab's view over it: a save here cannot drop a chat
+ * another tab has not had acked, and a reload resends every chat any tab left. This tab's view
+ * (what it shows and resends) is what it loaded, plus what it typed, less what it was acked for,
+ * refused or cancelled.
+ */
 export class SessionRecord {
   private value: PersistedSession;
 
@@ -16,7 +24,7 @@ export class SessionRecord {
     return this.value.token;
   }
 
-  /** Chats not yet acknowledged, oldest first (a new array after each change). */
+  /** This tab's unacknowledged chats, oldest first (a new array after each change). */
   get outbox(): readonly OutboxEntry[] {
     return this.value.outbox;
   }
@@ -30,27 +38,48 @@ export class SessionRecord {
   }
 
   add(entry: OutboxEntry): void {
-    this.save({ ...this.value, outbox: [...this.value.outbox, entry] });
+    const append = (outbox: OutboxEntry[]) => [...without(outbox, entry.id), entry];
+    this.value = { ...this.value, outbox: append(this.value.outbox) };
+    this.update((stored) => ({ ...stored, outbox: append(stored.outbox) }));
   }
 
-  /** Removes a chat from the outbox; true if it was there. */
+  /** Removes a chat from the outbox; true if this tab held it. */
   remove(id: string): boolean {
     if (!this.has(id)) return false;
-    this.save({ ...this.value, outbox: this.value.outbox.filter((entry) => entry.id !== id) });
+    this.value = { ...this.value, outbox: without(this.value.outbox, id) };
+    this.update((stored) => ({ ...stored, outbox: without(stored.outbox, id) }));
     return true;
   }
 
   setCredentials(sessionId: string, token: string): void {
-    this.save({ ...this.value, sessionId, token });
+    this.value = { ...this.value, sessionId, token };
+    this.update((stored) => ({ ...stored, sessionId, token }));
   }
 
-  /** The token no longer opens the session: forget it, keep the outbox. */
+  /**
+   * The token no longer opens the session: forget it, keep the outbox. If another tab has stored
+   * other credentials meanwhile (its new session after its own 4401), take those instead, so
+   * that the tabs end up on one session rather than each starting its own.
+   */
   forgetCredentials(): void {
-    this.save({ outbox: this.value.outbox });
+    const { sessionId, token } = this.value;
+    const stored = this.update((current) =>
+      current.sessionId === sessionId && current.token === token
+        ? { outbox: current.outbox }
+        : current,
+    );
+    this.value = { ...stored, outbox: this.value.outbox };
   }
 
-  private save(value: PersistedSession): void {
-    this.value = value;
-    this.storage.save(value);
+  /** Applies a change to what is stored now (read-modify-write), saves it and returns it. */
+  private update(change: (stored: PersistedSession) => PersistedSession): PersistedSession {
+    // Nothing readable stored (first save, cleared, unreadable): this tab's view is the base.
+    const next = change(this.storage.load() ?? this.value);
+    this.storage.save(next);
+    return next;
   }
+}
+
+function without(outbox: readonly OutboxEntry[], id: string): OutboxEntry[] {
+  return outbox.filter((entry) => entry.id !== id);
 }

@@ -12,7 +12,10 @@ export interface PersistedSession {
   outbox: OutboxEntry[];
 }
 
-/** Where the client keeps its session. Synchronous, like localStorage. */
+/**
+ * Where the client keeps its session. Synchronous, like localStorage. Each save is preceded by a
+ * load and writes what was loaded with one change made: one tab's save keeps the others' chats.
+ */
 export interface SessionStorage {
   load(): PersistedSession | null;
   save(session: PersistedSession): void;

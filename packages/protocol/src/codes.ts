@@ -14,6 +14,7 @@ export const CloseCode = {
   normal: 1000,
   draining: 1001,
   tooLarge: 1009,
+  tryAgainLater: 1013,
   replaced: 4001,
   badToken: 4401,
   heartbeatTimeout: 4408,

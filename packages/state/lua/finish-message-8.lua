@@ -8,8 +8,8 @@
 -- ARGV[7] session ttl (s)  ARGV[8] n: events to append before the final one
 -- ARGV[9..8+n] those events' bodies (JSON), oldest first  ARGV[9+n..] history entries (JSON)
 -- Run again for a message already done (its reply was lost), it ends nothing twice. The session's
--- keys live on from here: the messages waiting must outlast the answer in progress. A TTL is
--- only ever lengthened: a gateway configured with a longer one must not see it cut.
+-- keys live on from here: the messages waiting must outlast the answer in progress. This script
+-- only lengthens a TTL (accepting a message and joining set the gateway's, which should agree).
 -- Returns {final eventId, messages still waiting}, or false when the lease was lost.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local raw = redis.call('HGET', KEYS[4], ARGV[2])

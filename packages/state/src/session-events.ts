@@ -8,6 +8,11 @@ export interface StoredEvent {
   body: string;
 }
 
+const toStored = ([eventId, fields]: [string, string[]]): StoredEvent => ({
+  eventId,
+  body: fields[1] ?? '{}',
+});
+
 /** The per-session event log: a bounded stream plus live publication. */
 export class SessionEvents {
   constructor(
@@ -44,7 +49,27 @@ export class SessionEvents {
       'COUNT',
       count,
     );
-    return entries.map(([eventId, fields]) => ({ eventId, body: fields[1] ?? '{}' }));
+    return entries.map(toStored);
+  }
+
+  /**
+   * Events strictly after `afterId`, as readAfter, or null when the log no longer holds `afterId`
+   * itself (trimmed since it was read): the events right after it may be gone too.
+   */
+  async readAfterKept(
+    sessionId: string,
+    afterId: string,
+    count: number,
+  ): Promise<StoredEvent[] | null> {
+    const entries = await this.redis.xrange(
+      this.keys.session(sessionId).events,
+      afterId,
+      '+',
+      'COUNT',
+      count + 1,
+    );
+    if (entries[0]?.[0] !== afterId) return null;
+    return entries.slice(1).map(toStored);
   }
 
   /** The oldest eventId still retained, or null for an empty log. */

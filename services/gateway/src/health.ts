@@ -54,7 +54,9 @@ export class HealthReporter {
     const { stats, settings } = this.ctx;
     const now = Date.now();
     const uptime = (now - this.startedAt) / 1000;
-    const redisUp = this.up(cluster);
+    const commandsUp = this.commandsUp(cluster);
+    const feedUp = this.ctx.fanout.liveFeedUp;
+    const redisUp = commandsUp && feedUp;
     const degraded = !this.uwsNative || this.ctx.draining || cluster.view.workers.length === 0;
     const agents = Math.max(0, ...cluster.view.workers.map((w) => w.figures.agents ?? 0));
     const body = {
@@ -92,8 +94,8 @@ export class HealthReporter {
       knowledge_graph: cluster.graph,
       agents,
       redis: {
-        ...(redisUp ? cluster.redis : { status: 'down', latency_ms: null }),
-        live_events: this.ctx.fanout.liveFeedUp ? 'up' : 'down',
+        ...(commandsUp ? cluster.redis : { status: 'down', latency_ms: null }),
+        live_events: feedUp ? 'up' : 'down',
       },
       uws: { native: this.uwsNative },
       draining: this.ctx.draining,
@@ -101,9 +103,9 @@ export class HealthReporter {
     return { healthy: redisUp, body };
   }
 
-  /** True when Redis answered recently; used by /readyz. */
+  /** True when Redis answered recently and live events arrive; used by /readyz. */
   async redisUp(): Promise<boolean> {
-    return this.up(await this.cluster());
+    return this.commandsUp(await this.cluster()) && this.ctx.fanout.liveFeedUp;
   }
 
   /** Reads the cluster part again (once, however many ask at the same moment). */
@@ -118,9 +120,9 @@ export class HealthReporter {
     return this.inFlight;
   }
 
-  private up(cluster: ClusterSnapshot): boolean {
-    const { redis, fanout } = this.ctx;
-    return cluster.redis.status === 'up' && redis.status === 'ready' && fanout.liveFeedUp;
+  /** The command connection is ready and the last probe answered. */
+  private commandsUp(cluster: ClusterSnapshot): boolean {
+    return cluster.redis.status === 'up' && this.ctx.redis.status === 'ready';
   }
 
   /**

@@ -38,6 +38,7 @@ function stubSocket(conn: Connection) {
   const socket = {
     buffered: 0,
     sent,
+    closedWith: 0,
     getUserData: () => ({ conn }),
     getBufferedAmount: () => socket.buffered,
     send: (frame: string) => (sent.push(frame), 1),
@@ -45,7 +46,10 @@ function stubSocket(conn: Connection) {
     ping: () => 1,
     subscribe: () => true,
     unsubscribe: () => true,
-    end: () => undefined,
+    end: (code: number) => {
+      socket.closedWith = code;
+      conn.closed = true; // as the gateway's close handler, which uWS calls at once
+    },
   };
   return socket;
 }
@@ -59,13 +63,18 @@ async function emit(n: number): Promise<string> {
   return eventId;
 }
 
-it('a replay waiting on a full send buffer while its session goes on drops the live events it held past 256 and reads them from the log: each event once, in order', async () => {
+/**
+ * A replay stalled on a full send buffer while the session goes on: three events in the page
+ * read, one more held back, then 300 more, which passes the cap and drops the held ones. Then the
+ * client reads again. `log` is the connection the replay reads the log with.
+ */
+async function stalledReplay(log: Redis) {
+  await redis.del(keys.session(SESSION).events);
   const registry = createRegistry('gateway', 'test');
   const metrics = new GatewayMetrics(registry);
   const stats = new ReplicaStats(metrics);
-  const app = { publish: () => true } as unknown as TemplatedApp;
   const fanout = new SessionFanout(
-    app,
+    { publish: () => true } as unknown as TemplatedApp,
     subscriber,
     keys,
     stats,
@@ -74,7 +83,7 @@ it('a replay waiting on a full send buffer while its session goes on drops the l
     { slowBytes: 64 * 1024, maxBytes: 1024 * 1024 },
   );
   const ctx = {
-    events: new SessionEvents(redis, keys, 10_000),
+    events: new SessionEvents(log, keys, 10_000),
     fanout,
     stats,
     settings: { maxBackpressureBytes: 1024 * 1024 },
@@ -93,8 +102,13 @@ it('a replay waiting on a full send buffer while its session goes on drops the l
   await expect.poll(() => conn.catchingUp?.length).toBe(4);
 
   // The page fills the send buffer: the replay waits before sending the held event.
-  ws.send = (frame: string) => (ws.sent.push(frame), (ws.buffered = 10_000_000), 0);
+  ws.send = (frame: string) => {
+    if (ws.sent.push(frame) < page.length) return 1;
+    ws.buffered = 10_000_000;
+    return 0;
+  };
   const replayed = replay(socket, ctx, '0-0', { reset: false, page });
+  replayed.catch(() => undefined); // awaited by the test
   await expect.poll(() => conn.drainWaiters?.length).toBe(1);
 
   // Meanwhile the session goes on: 300 more events, more than a replay holds.
@@ -102,16 +116,43 @@ it('a replay waiting on a full send buffer while its session goes on drops the l
   await expect.poll(() => conn.catchUpDropped).toBe(true);
   expect(conn.catchingUp!.length).toBeLessThanOrEqual(256);
 
-  // The client reads again.
-  ws.send = (frame: string) => (ws.sent.push(frame), 1);
-  ws.buffered = 0;
-  for (const resolve of conn.drainWaiters!) resolve();
-  conn.drainWaiters = null;
-  expect(await replayed).toBe('replayed');
+  const readAgain = () => {
+    ws.send = (frame: string) => (ws.sent.push(frame), 1);
+    ws.buffered = 0;
+    for (const resolve of conn.drainWaiters!) resolve();
+    conn.drainWaiters = null;
+  };
+  const sentIds = () => ws.sent.map((frame) => (JSON.parse(frame) as { eventId: string }).eventId);
+  return { ids, ws, replayed, readAgain, sentIds, registry };
+}
 
-  const sentIds = ws.sent.map((frame) => (JSON.parse(frame) as { eventId: string }).eventId);
-  expect(sentIds).toEqual(ids);
+it('drops the live events it held past 256 and reads them from the log: each event once, in order', async () => {
+  const { ids, ws, replayed, readAgain, sentIds, registry } = await stalledReplay(redis);
+  readAgain();
+  expect(await replayed).toBe('replayed');
+  expect(sentIds()).toEqual(ids);
+  expect(ws.closedWith).toBe(0);
   expect(await registry.getSingleMetricAsString('chorus_ws_slow_consumer_total')).toMatch(
     /step="catch_up_dropped"[^}]*\} 1\b/,
   );
+});
+
+it('sends the client away (4413) rather than past a gap, when the log was trimmed past it meanwhile', async () => {
+  const { ids, ws, replayed, readAgain, sentIds } = await stalledReplay(redis);
+  await redis.xtrim(keys.session(SESSION).events, 'MAXLEN', 100);
+  readAgain();
+  await replayed;
+  expect(ws.closedWith).toBe(4413);
+  // What it got has no gap; resuming from its last event, it will be told `reset`.
+  expect(sentIds()).toEqual(ids.slice(0, 4));
+});
+
+it('sends the client away (1013) rather than live past a gap, when reading the log fails', async () => {
+  const log = redis.duplicate({ enableOfflineQueue: false });
+  const { ids, ws, replayed, readAgain, sentIds } = await stalledReplay(log);
+  log.disconnect();
+  readAgain();
+  await expect(replayed).rejects.toThrow();
+  expect(ws.closedWith).toBe(1013);
+  expect(sentIds()).toEqual(ids.slice(0, 4));
 });

@@ -1,4 +1,4 @@
-import { compareEventIds, withEventId } from '@chorus/protocol';
+import { CloseCode, compareEventIds, withEventId } from '@chorus/protocol';
 import { type Socket, connOf } from './connection.js';
 import type { GatewayContext } from './gateway-context.js';
 import { belowBufferLimit, sendFrame, sendRaw } from './send.js';
@@ -52,6 +52,21 @@ export async function replay(
       return !conn.closed;
     };
     let cursor = reset ? '0-0' : lastEventId;
+    // The events after the last one sent. Should the log have been trimmed past it meanwhile
+    // (a client reading slower than its session writes), the rest is gone: the client is sent
+    // away to resume, and is told `reset`.
+    const nextPage = async () => {
+      if (cursor === '0-0') return ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
+      const next = await ctx.events.readAfterKept(conn.sessionId, cursor, REPLAY_PAGE);
+      if (next === null && !conn.closed) {
+        ctx.stats.metrics.slowConsumer('closed');
+        ws.end(
+          CloseCode.tooSlow,
+          'fell behind the retained events: reconnect with your lastEventId',
+        );
+      }
+      return next ?? [];
+    };
     for (;;) {
       for (;;) {
         for (const event of page) {
@@ -60,7 +75,7 @@ export async function replay(
           cursor = event.eventId;
         }
         if (page.length < REPLAY_PAGE || conn.closed) break;
-        page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
+        page = await nextPage();
       }
       // Live events held meanwhile; more may arrive while this waits, and are sent in turn.
       const held = conn.catchingUp ?? [];
@@ -74,7 +89,7 @@ export async function replay(
       // Some were dropped (too many waited): what followed the cursor is read from the log again.
       if (conn.closed || !conn.catchUpDropped) break;
       conn.catchUpDropped = false;
-      page = await ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
+      page = await nextPage();
     }
     conn.catchingUp = null;
     ctx.fanout.goLiveAfter(ws, cursor);
@@ -83,9 +98,10 @@ export async function replay(
     return outcome;
   } finally {
     if (conn.catchingUp) {
-      // The replay failed: live from now on (the client may resume again).
+      // The replay failed part way: live events from here would leave a gap behind them.
       conn.catchingUp = null;
-      ctx.fanout.goLive(ws);
+      if (!conn.closed)
+        ws.end(CloseCode.tryAgainLater, 'replay failed; reconnect with your lastEventId');
     }
   }
 }

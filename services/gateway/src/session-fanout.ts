@@ -14,6 +14,8 @@ type Members = Socket | Socket[];
 const STATUS_PREFIX = '{"type":"status"';
 /** How long a subscription that came back must stay up before its sockets are sent away. */
 const FEED_SETTLE_MS = 250;
+/** How long sockets wait, receiving nothing, for a subscription that dropped. */
+const FEED_OUTAGE_MS = 5_000;
 /** Live events held for a socket during its replay, at most; past it they are read from the log. */
 const CATCH_UP_CAP = 256;
 const ignore = () => undefined;
@@ -75,17 +77,25 @@ export class SessionFanout implements SessionCounts {
     // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
     // It is back once it has stayed up a moment: a flapping subscription (ioredis can report a
     // Redis Cluster's subscribers ready several times in one outage) sends clients away once.
+    // Sockets are not left waiting through a long outage: they get 1013 and back off.
     let settling: NodeJS.Timeout | undefined;
+    let outage: NodeJS.Timeout | undefined;
     const lost = () => {
       clearTimeout(settling);
+      if (!this.feedUp) return;
       this.feedUp = false;
+      outage = setTimeout(
+        () => this.sendAway(CloseCode.tryAgainLater, 'live events unavailable; try again later'),
+        FEED_OUTAGE_MS,
+      ).unref();
     };
     const back = () => {
       if (this.feedUp) return;
       clearTimeout(settling);
       settling = setTimeout(() => {
+        clearTimeout(outage);
         this.feedUp = true;
-        this.resync();
+        this.sendAway(CloseCode.draining, 'live events interrupted; reconnect');
       }, FEED_SETTLE_MS).unref();
     };
     subscriber.on('close', lost).on('-subscriber', lost);
@@ -97,15 +107,16 @@ export class SessionFanout implements SessionCounts {
     return this.feedUp;
   }
 
-  private resync(): void {
+  /** Closes every socket: they may have missed live events, and replay them when back. */
+  private sendAway(code: CloseCode, reason: string): void {
     const sockets = this.allSockets();
     this.stats.error('live_feed_interrupted');
     this.log.warn(
-      { sockets: sockets.length },
-      'live events were interrupted: closing sockets with 1001',
+      { sockets: sockets.length, code },
+      'live events were interrupted: closing sockets',
     );
     for (const ws of sockets) {
-      if (!connOf(ws).closed) ws.end(CloseCode.draining, 'live events interrupted; reconnect');
+      if (!connOf(ws).closed) ws.end(code, reason);
     }
   }
 
@@ -268,9 +279,6 @@ export class SessionFanout implements SessionCounts {
   }
 
   private deliver(channel: string, raw: string): void {
-    // Its sockets are sent away once the feed is back; they read what follows from the log, and
-    // one sent a live event now would resume after it, past the events lost in the gap.
-    if (!this.feedUp) return;
     const sessionId = channel.slice(this.channelHead, channel.length - this.channelTail);
     const members = this.sessions.get(sessionId);
     if (members === undefined) return;
@@ -288,6 +296,9 @@ export class SessionFanout implements SessionCounts {
       if (ws && !connOf(ws).closed) ws.end(message.code, 'replaced by a newer connection');
       return;
     }
+    // Its sockets are sent away once the feed is back; they read what follows from the log, and
+    // one sent a live event now would resume after it, past the events lost in the gap.
+    if (!this.feedUp) return;
     if (message.body.startsWith(STATUS_PREFIX)) {
       this.stats.sessionState(sessionId, message.body.includes('"state":"processing"'));
     }

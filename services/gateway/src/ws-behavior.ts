@@ -17,9 +17,6 @@ import type { Joined } from './session-fanout.js';
 import { sendFrame } from './send.js';
 import type { WebSocketBehavior } from 'uWebSockets.js';
 
-/** Service unavailable for now (RFC 6455 "try again later"): Redis was unreachable at connect. */
-const TRY_AGAIN_LATER = 1013;
-
 /**
  * Frames, and their bytes, that may wait while a socket's frame (or its replay) is handled: room
  * for a client resending a long outbox at once, not for one that sends while never reading.
@@ -257,7 +254,7 @@ async function welcomeThenFrames(
       { err: error, sessionId: conn.sessionId, connectionId: conn.connectionId },
       'connect failed',
     );
-    if (!conn.closed) ws.end(TRY_AGAIN_LATER, 'service temporarily unavailable');
+    if (!conn.closed) ws.end(CloseCode.tryAgainLater, 'service temporarily unavailable');
   }
   await nextFrames(ws, ctx);
 }

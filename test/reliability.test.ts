@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compareEventIds } from '../packages/protocol/dist/index.js';
+import { startFreezableProxy } from './support/freezable-proxy.js';
 import { startRedisServer, type TestRedis } from './support/redis-server.js';
 import type { GatewayProcess, WorkerProcess } from './support/service-process.js';
 import { TestBrowser, type ConnectOptions, type Frame } from './support/test-browser.js';
@@ -441,6 +442,35 @@ describe('reliability', () => {
       expect(await interruptions()).toBe(before + 1);
       await open(0, sessionOf(welcome)); // and sockets are let in again
     });
+
+    it("a gateway's events connection gone silent (no FIN, no RST) is replaced; its sockets get 1001, then replay the gap", async () => {
+      const proxy = await startFreezableProxy(cluster.redisUrl);
+      const gateway = await cluster.addGateway({ REDIS_URL: proxy.url });
+      try {
+        const { browser, welcome } = await TestBrowser.open(gateway.wsUrl);
+        browser.chat('silent', LONG_QUESTION);
+        await waitForDeltas(browser, 'silent', 1);
+
+        const clients = String(await cluster.redis().client('LIST')).split('\n');
+        const events = clients.find((l) => l.includes(` name=${gateway.gatewayId}:events `));
+        const port = / addr=[^ ]*:(\d+) /.exec(events ?? '')?.[1];
+        if (port === undefined)
+          throw new Error(`no events connection of the gateway in ${clients.join('\n')}`);
+        proxy.freeze(Number(port));
+        // Noticed within two PING periods (see subscriber-watch.ts), then replaced.
+        expect((await browser.closed).code).toBe(1001);
+
+        const { browser: back } = await open(0, {
+          ...sessionOf(welcome),
+          lastEventId: lastEventId(browser),
+        });
+        await waitForIdleAfter(back, 'silent');
+        expectComplete(expectWholeReplyOnce([browser, back], 'silent'));
+      } finally {
+        await gateway.kill();
+        await proxy.close();
+      }
+    }, 40_000);
 
     it('SIGTERM on a gateway mid-reply: 1001, exit 0, and the other replica delivers the rest', async () => {
       const doomed = await cluster.addGateway({ DRAIN_TIMEOUT_MS: '3000' });

@@ -26,6 +26,7 @@ import { SessionLister } from './session-lister.js';
 import { SessionTokens } from './session-token.js';
 import { ensurePortFree } from './port-check.js';
 import { uws, uwsNative, type us_listen_socket } from './uws.js';
+import { checkSubscriber, SUBSCRIBER_PING_MS } from './subscriber-watch.js';
 import { wsBehavior } from './ws-behavior.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -169,6 +170,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const loops = [
     startLoop('health', HEALTH_REFRESH_MS, () => health.refresh(), log, countError),
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
+    startLoop(
+      'subscriber-watch',
+      SUBSCRIBER_PING_MS,
+      () => checkSubscriber(subscriber, log),
+      log,
+      countError,
+    ),
     startLoop(
       'liveness',
       Math.min(config.HEARTBEAT_MS / 2, 5_000),

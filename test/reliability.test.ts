@@ -140,6 +140,19 @@ async function storedEvents(cluster: TestCluster, sessionId: string): Promise<Fr
   }));
 }
 
+/** A gateway's events (subscriber) connection as Redis lists it: id, client port, channels. */
+async function eventsConnection(cluster: TestCluster, gatewayId: unknown) {
+  const clients = String(await cluster.redis().client('LIST'));
+  const line = clients.split('\n').find((l) => l.includes(` name=${String(gatewayId)}:events `));
+  if (line === undefined) return undefined;
+  const field = (name: string) => new RegExp(`\\b${name}=(\\S+)`).exec(line)?.[1] ?? '';
+  return {
+    id: field('id'),
+    port: Number(field('addr').split(':').at(-1)),
+    channels: Number(field('ssub')),
+  };
+}
+
 /** Browsers opened by a suite, terminated when it ends. */
 function browserPool(cluster: () => TestCluster) {
   const browsers: TestBrowser[] = [];
@@ -388,13 +401,9 @@ describe('reliability', () => {
       await waitForDeltas(watcher, 'cut', 3);
 
       // Redis drops the watcher's gateway's subscriber (as its pub/sub output limit would).
-      const clients = String(await cluster.redis().client('LIST'));
-      const subscriber = clients
-        .split('\n')
-        .find((line) => line.includes(` name=${String(welcome.gatewayId)}:events `));
-      const id = /\bid=(\d+)/.exec(subscriber ?? '')?.[1];
-      if (id === undefined) throw new Error(`no events connection of the gateway in ${clients}`);
-      await cluster.redis().client('KILL', 'ID', id);
+      const subscriber = await eventsConnection(cluster, welcome.gatewayId);
+      if (!subscriber) throw new Error('no events connection of the gateway');
+      await cluster.redis().client('KILL', 'ID', subscriber.id);
       expect((await watcher.closed).code).toBe(1001);
 
       const { browser: back } = await open(0, {
@@ -420,22 +429,17 @@ describe('reliability', () => {
       };
       const before = await interruptions();
       /** The gateway's events connection (not `old`), once it has `subscriptions` channels. */
-      const subscriber = async (old = '', subscriptions = 0) => {
+      const subscriber = async (old = '', channels = 0) => {
         for (;;) {
-          const clients = String(await cluster.redis().client('LIST')).split('\n');
-          const line = clients.find((l) =>
-            l.includes(` name=${String(welcome.gatewayId)}:events `),
-          );
-          const [id, count] = [/\bid=(\d+)/, /\bssub=(\d+)/].map((p) => p.exec(line ?? '')?.[1]);
-          if (id && id !== old && Number(count) >= subscriptions)
-            return { id, count: Number(count) };
+          const found = await eventsConnection(cluster, welcome.gatewayId);
+          if (found && found.id !== old && found.channels >= channels) return found;
           await sleep(5);
         }
       };
       const first = await subscriber('', 1);
       await cluster.redis().client('KILL', 'ID', first.id);
       // Back (subscribed again to every session it holds), and dropped again at once.
-      const second = await subscriber(first.id, first.count);
+      const second = await subscriber(first.id, first.channels);
       await cluster.redis().client('KILL', 'ID', second.id);
       expect((await browser.closed).code).toBe(1001);
       await sleep(1_000);
@@ -451,12 +455,9 @@ describe('reliability', () => {
         browser.chat('silent', LONG_QUESTION);
         await waitForDeltas(browser, 'silent', 1);
 
-        const clients = String(await cluster.redis().client('LIST')).split('\n');
-        const events = clients.find((l) => l.includes(` name=${gateway.gatewayId}:events `));
-        const port = / addr=[^ ]*:(\d+) /.exec(events ?? '')?.[1];
-        if (port === undefined)
-          throw new Error(`no events connection of the gateway in ${clients.join('\n')}`);
-        proxy.freeze(Number(port));
+        const events = await eventsConnection(cluster, gateway.gatewayId);
+        if (!events) throw new Error('no events connection of the gateway');
+        proxy.freeze(events.port);
         // Noticed within two PING periods (see subscriber-watch.ts), then replaced.
         expect((await browser.closed).code).toBe(1001);
 

@@ -42,7 +42,7 @@ const gatewayShape = {
   MAX_SOCKETS_PER_SESSION: int(1, 1000, 8),
   LOG_LEVEL: logLevel,
   KEY_PREFIX: keyPrefix,
-  HEARTBEAT_MS: int(200, 600_000, 30_000),
+  HEARTBEAT_MS: int(200, 450_000, 30_000), // twice this stays under uWS's idleTimeout (960 s)
   MAX_MESSAGE_BYTES: int(16, 1_048_576, 16_384),
   MAX_FRAME_BYTES: int(1024, 67_108_864, 1_048_576),
   MAX_BACKPRESSURE_BYTES: int(16_384, 1_073_741_824, 4_194_304),

@@ -41,7 +41,10 @@ export function wsBehavior(ctx: GatewayContext): WebSocketBehavior<SocketData> {
     // left to lose published frames silently: its client reconnects with lastEventId and replays.
     maxBackpressure: settings.maxBackpressureBytes,
     closeOnBackpressureLimit: 1, // typed as a number by uWS; a flag in effect
-    idleTimeout: 0,
+    // Silent sockets are closed by the heartbeat rule (4408) before this. It also sets how long a
+    // socket we closed has to read its close frame before uWS resets it: 16 s here, whereas at 0
+    // it was the next 4-s sweep, and a client reading a little late saw 1006 instead of our code.
+    idleTimeout: 960,
     sendPingsAutomatically: false,
 
     upgrade: (res, req, context) => {

@@ -66,6 +66,8 @@ function connect(
       ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
       ...(target.tls ? { enableTLSForSentinelMode: true } : {}),
       sentinelRetryStrategy: backoff,
+      // A Sentinel that accepts and never answers would otherwise hold the connection for good.
+      sentinelCommandTimeout: 5_000,
     });
   }
   const cluster = new Cluster(target.nodes, {

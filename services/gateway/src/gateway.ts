@@ -26,7 +26,7 @@ import { SessionLister } from './session-lister.js';
 import { SessionTokens } from './session-token.js';
 import { ensurePortFree } from './port-check.js';
 import { uws, uwsNative, type us_listen_socket } from './uws.js';
-import { checkSubscriber, SUBSCRIBER_PING_MS } from './subscriber-watch.js';
+import { SUBSCRIBER_PING_MS, SubscriberWatch } from './subscriber-watch.js';
 import { wsBehavior } from './ws-behavior.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -167,13 +167,14 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   await heartbeat().catch((error: unknown) =>
     log.warn({ err: error }, 'first heartbeat failed; Redis unreachable?'),
   );
+  const subscriberWatch = new SubscriberWatch(subscriber, log, () => fanout.liveFeedLost());
   const loops = [
     startLoop('health', HEALTH_REFRESH_MS, () => health.refresh(), log, countError),
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
     startLoop(
       'subscriber-watch',
       SUBSCRIBER_PING_MS,
-      () => checkSubscriber(subscriber, log),
+      () => subscriberWatch.check(),
       log,
       countError,
     ),
@@ -231,7 +232,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     while (fanout.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const ws of fanout.allSockets()) ws.close();
     for (const socket of listenSockets) uws.us_listen_socket_close(socket);
+    subscriberWatch.stop();
     await Promise.all(loops.map((loop) => loop.stop()));
+    fanout.stop();
     await ctx.directory.reapGateway(config.GATEWAY_ID).catch(() => undefined);
     await ctx.cluster.leave('gateway', config.GATEWAY_ID).catch(() => undefined);
     await ctx.queue.close().catch(() => undefined);

@@ -63,13 +63,8 @@ async function emit(n: number): Promise<string> {
   return eventId;
 }
 
-/**
- * A replay stalled on a full send buffer while the session goes on: three events in the page
- * read, one more held back, then 300 more, which passes the cap and drops the held ones. Then the
- * client reads again. `log` is the connection the replay reads the log with.
- */
-async function stalledReplay(log: Redis) {
-  await redis.del(keys.session(SESSION).events);
+/** A socket joined to SESSION and held back, as the gateway's welcome does before a replay. */
+async function heldBackSocket(log: Redis) {
   const registry = createRegistry('gateway', 'test');
   const metrics = new GatewayMetrics(registry);
   const stats = new ReplicaStats(metrics);
@@ -93,6 +88,18 @@ async function stalledReplay(log: Redis) {
   const socket = ws as unknown as Socket;
   await fanout.join(socket).subscribed;
   fanout.holdBack(socket); // from here, live events wait in catchingUp
+  const sentIds = () => ws.sent.map((frame) => (JSON.parse(frame) as { eventId: string }).eventId);
+  return { ctx, conn, ws, socket, registry, sentIds };
+}
+
+/**
+ * A replay stalled on a full send buffer while the session goes on: three events in the page
+ * read, one more held back, then 300 more, which passes the cap and drops the held ones. Then the
+ * client reads again. `log` is the connection the replay reads the log with.
+ */
+async function stalledReplay(log: Redis) {
+  await redis.del(keys.session(SESSION).events);
+  const { ctx, conn, ws, socket, registry, sentIds } = await heldBackSocket(log);
 
   // Three events the client missed; one more that arrives after the page was read. All four
   // come live too (and wait, held back).
@@ -122,7 +129,6 @@ async function stalledReplay(log: Redis) {
     for (const resolve of conn.drainWaiters!) resolve();
     conn.drainWaiters = null;
   };
-  const sentIds = () => ws.sent.map((frame) => (JSON.parse(frame) as { eventId: string }).eventId);
   return { ids, ws, replayed, readAgain, sentIds, registry };
 }
 
@@ -135,6 +141,24 @@ it('drops the live events it held past 256 and reads them from the log: each eve
   expect(await registry.getSingleMetricAsString('chorus_ws_slow_consumer_total')).toMatch(
     /step="catch_up_dropped"[^}]*\} 1\b/,
   );
+});
+
+it('reads the events it dropped from the log after a lastEventId that is no event there', async () => {
+  await redis.del(keys.session(SESSION).events);
+  const { ctx, conn, ws, socket, sentIds } = await heldBackSocket(redis);
+  const seen = [await emit(1), await emit(2)];
+  // Past every event, and none itself: a client may send any valid id.
+  const lastEventId = `${Number(seen[1]!.split('-')[0]) + 1}-0`;
+  await new Promise((resolve) => setTimeout(resolve, 5)); // the next events' ids come after it
+  const page = await ctx.events.readAfter(SESSION, lastEventId, 200);
+  // While the first page was read, more events came than a replay holds.
+  const ids: string[] = [];
+  for (let n = 3; n <= 302; n++) ids.push(await emit(n));
+  await expect.poll(() => conn.catchUpDropped).toBe(true);
+
+  expect(await replay(socket, ctx, lastEventId, { reset: false, page })).toBe('replayed');
+  expect(ws.closedWith).toBe(0);
+  expect(sentIds()).toEqual(ids);
 });
 
 it('sends the client away (4413) rather than past a gap, when the log was trimmed past it meanwhile', async () => {

@@ -35,12 +35,10 @@ export async function replay(
       ({ reset, page } = first);
     } else {
       // The client's last event was an entry of this log: older than the oldest kept means
-      // trimmed. The log's start is read after the page: a trim between the two reads cannot
-      // then pass unseen (the log only loses its oldest entries).
-      page = await ctx.events.readAfter(conn.sessionId, lastEventId, REPLAY_PAGE);
-      const oldest = await ctx.events.oldestEventId(conn.sessionId);
-      reset = oldest === null || compareEventIds(lastEventId, oldest) < 0;
-      if (reset) page = await ctx.events.readAfter(conn.sessionId, '0-0', REPLAY_PAGE);
+      // trimmed, and the replay starts the log over.
+      const kept = await readAfterUntrimmed(ctx, conn.sessionId, lastEventId);
+      reset = kept === null;
+      page = kept ?? (await ctx.events.readAfter(conn.sessionId, '0-0', REPLAY_PAGE));
     }
     if (reset) sendFrame(ws, ctx.stats, { type: 'reset', reason: 'history_truncated' });
     // Frame by frame, never past the limit: a page of large events (a long reply.end, big chats)
@@ -52,12 +50,17 @@ export async function replay(
       return !conn.closed;
     };
     let cursor = reset ? '0-0' : lastEventId;
-    // The events after the last one sent. Should the log have been trimmed past it meanwhile
-    // (a client reading slower than its session writes), the rest is gone: the client is sent
-    // away to resume, and is told `reset`.
+    // Whether the cursor is an event sent here, so an entry of the log (the client's lastEventId
+    // need not be one, nor is the log's start).
+    let cursorSent = false;
+    // The events after the cursor. Should the log have been trimmed past it meanwhile (a client
+    // reading slower than its session writes), the rest is gone: the client is sent away to
+    // resume, and is told `reset`.
     const nextPage = async () => {
       if (cursor === '0-0') return ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
-      const next = await ctx.events.readAfterKept(conn.sessionId, cursor, REPLAY_PAGE);
+      const next = cursorSent
+        ? await ctx.events.readAfterKept(conn.sessionId, cursor, REPLAY_PAGE)
+        : await readAfterUntrimmed(ctx, conn.sessionId, cursor);
       if (next === null && !conn.closed) {
         ctx.stats.metrics.slowConsumer('closed');
         ws.end(
@@ -73,6 +76,7 @@ export async function replay(
           if (!(await paced())) break;
           sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
           cursor = event.eventId;
+          cursorSent = true;
         }
         if (page.length < REPLAY_PAGE || conn.closed) break;
         page = await nextPage();
@@ -85,6 +89,7 @@ export async function replay(
         if (!(await paced())) break;
         sendRaw(ws, ctx.stats, pending.frame);
         cursor = pending.eventId;
+        cursorSent = true;
       }
       // Some were dropped (too many waited): what followed the cursor is read from the log again.
       if (conn.closed || !conn.catchUpDropped) break;
@@ -104,4 +109,13 @@ export async function replay(
         ws.end(CloseCode.tryAgainLater, 'replay failed; reconnect with your lastEventId');
     }
   }
+}
+
+/** The events after `cursor`, or null if it is older than every event kept (trimmed). */
+async function readAfterUntrimmed(ctx: GatewayContext, sessionId: string, cursor: string) {
+  const page = await ctx.events.readAfter(sessionId, cursor, REPLAY_PAGE);
+  // Read after the page: a trim between the two reads cannot then pass unseen (the log only
+  // loses its oldest entries).
+  const oldest = await ctx.events.oldestEventId(sessionId);
+  return oldest === null || compareEventIds(cursor, oldest) < 0 ? null : page;
 }

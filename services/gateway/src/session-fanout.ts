@@ -3,6 +3,7 @@ import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
 import { sessionTopic, type Connection, type Socket, connOf } from './connection.js';
 import { mergeDeltas } from './delta-merge.js';
+import { LiveFeed } from './live-feed.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
 import type { ReplicaStats, SessionCounts } from './replica-stats.js';
 import { sendBatched, sendRaw, TurnBatch } from './send.js';
@@ -12,10 +13,6 @@ import type { TemplatedApp } from './uws.js';
 type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
-/** How long a subscription that came back must stay up before its sockets are sent away. */
-const FEED_SETTLE_MS = 250;
-/** How long sockets wait, receiving nothing, for a subscription that dropped. */
-const FEED_OUTAGE_MS = 5_000;
 /** Live events held for a socket during its replay, at most; past it they are read from the log. */
 const CATCH_UP_CAP = 256;
 const ignore = () => undefined;
@@ -55,8 +52,8 @@ export class SessionFanout implements SessionCounts {
   private readonly channelTail: number;
   private socketTotal = 0;
   private readonly batch: TurnBatch;
-  /** False from a drop of the subscription until it is back and its sockets were sent away. */
-  private feedUp = true;
+  /** Whether the subscription delivers: see LiveFeed. */
+  private readonly feed: LiveFeed;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -72,44 +69,36 @@ export class SessionFanout implements SessionCounts {
     this.channelTail = probe.length - this.channelHead - 1;
     this.batch = new TurnBatch(stats);
     subscriber.on('smessage', (channel: string, raw: string) => this.deliver(channel, raw));
-    // Events published while the subscription is down never reach this gateway, and its sockets
-    // cannot tell: once it is back, they reconnect with their lastEventId and replay them.
+    this.feed = new LiveFeed((code, reason) => this.sendAway(code, reason));
     // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
-    // It is back once it has stayed up a moment: a flapping subscription (ioredis can report a
-    // Redis Cluster's subscribers ready several times in one outage) sends clients away once.
-    // Sockets are not left waiting through a long outage: they get 1013 and back off.
-    let settling: NodeJS.Timeout | undefined;
-    let outage: NodeJS.Timeout | undefined;
-    const lost = () => {
-      clearTimeout(settling);
-      if (!this.feedUp) return;
-      this.feedUp = false;
-      outage = setTimeout(
-        () => this.sendAway(CloseCode.tryAgainLater, 'live events unavailable; try again later'),
-        FEED_OUTAGE_MS,
-      ).unref();
-    };
-    const back = () => {
-      if (this.feedUp) return;
-      clearTimeout(settling);
-      settling = setTimeout(() => {
-        clearTimeout(outage);
-        this.feedUp = true;
-        this.sendAway(CloseCode.draining, 'live events interrupted; reconnect');
-      }, FEED_SETTLE_MS).unref();
-    };
+    const lost = () => this.feed.lost();
+    const back = () => this.feed.back();
     subscriber.on('close', lost).on('-subscriber', lost);
     subscriber.on('ready', back).on('subscribersReady', back);
   }
 
   /** Whether this gateway receives its sessions' live events (new sockets wait until it does). */
   get liveFeedUp(): boolean {
-    return this.feedUp;
+    return this.feed.isUp;
+  }
+
+  /** The events connection was found silent: it is being replaced, events are missed meanwhile. */
+  liveFeedLost(): void {
+    this.feed.lost();
+  }
+
+  /** Stops its timers (the gateway stops). */
+  stop(): void {
+    this.feed.stop();
   }
 
   /** Closes every socket: they may have missed live events, and replay them when back. */
   private sendAway(code: CloseCode, reason: string): void {
     const sockets = this.allSockets();
+    if (sockets.length === 0) {
+      this.log.info({ code }, 'live events were interrupted; no socket to close');
+      return;
+    }
     this.stats.error('live_feed_interrupted');
     this.log.warn(
       { sockets: sockets.length, code },
@@ -298,7 +287,7 @@ export class SessionFanout implements SessionCounts {
     }
     // Its sockets are sent away once the feed is back; they read what follows from the log, and
     // one sent a live event now would resume after it, past the events lost in the gap.
-    if (!this.feedUp) return;
+    if (!this.feed.isUp) return;
     if (message.body.startsWith(STATUS_PREFIX)) {
       this.stats.sessionState(sessionId, message.body.includes('"state":"processing"'));
     }

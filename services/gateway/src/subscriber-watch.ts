@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@chorus/observability';
 import type { Redis } from '@chorus/state';
 
@@ -9,17 +9,59 @@ export const SUBSCRIBER_PING_MS = 5_000;
  * A subscriber connection whose peer vanished without a word (host down, network partition)
  * reports nothing until TCP keepalive gives up, hours later, and meanwhile the gateway's sockets
  * get no live events. A PING left unanswered for SUBSCRIBER_PING_MS drops the connection: it
- * reconnects, and its sockets replay what they missed (see SessionFanout).
+ * reconnects, and its sockets replay what they missed (see LiveFeed). So does a connection
+ * that stays between TCP connect and ready (its CLIENT SETNAME unanswered) over two checks:
+ * nothing else times out there.
  * A Redis Cluster's shard subscribers are internal to ioredis: not checked here.
  */
-export async function checkSubscriber(subscriber: Redis, log: Logger): Promise<void> {
-  if (subscriber.isCluster || subscriber.status !== 'ready') return;
-  const pong = subscriber.ping().then(
-    () => true,
-    () => true, // failed, not silent: the connection reports its own trouble
-  );
-  const answered = await Promise.race([pong, sleep(SUBSCRIBER_PING_MS, false, { ref: false })]);
-  if (answered || subscriber.status !== 'ready') return;
-  log.warn({ waitedMs: SUBSCRIBER_PING_MS }, 'events connection silent: reconnecting it');
-  subscriber.disconnect(true);
+export class SubscriberWatch {
+  /** The connection seen between connect and ready at the last check. */
+  private connecting: unknown = null;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly log: Logger,
+    /** Called as the connection is dropped: events are missed from here on. */
+    private readonly onSilent: () => void,
+  ) {}
+
+  async check(): Promise<void> {
+    const { subscriber } = this;
+    if (subscriber.isCluster) return;
+    const { stream, status } = subscriber;
+    if (status !== 'ready') {
+      const stuck = status === 'connect' && this.connecting === stream;
+      this.connecting = status === 'connect' ? stream : null;
+      if (stuck) this.drop(stream, 'events connection never became ready: reconnecting it');
+      return;
+    }
+    this.connecting = null;
+    let answered = false;
+    const pong = subscriber.ping().then(
+      () => (answered = true),
+      () => (answered = true), // failed, not silent: the connection reports its own trouble
+    );
+    const { signal } = this.stopping;
+    await Promise.race([pong, sleep(SUBSCRIBER_PING_MS, false, { ref: false, signal })]).catch(
+      () => undefined, // stopped
+    );
+    // After an event loop blocked for longer, the timer fires in the turn that reads the PONG.
+    if (!answered) await nextTurn();
+    if (answered || signal.aborted || subscriber.status !== 'ready') return;
+    this.drop(stream, 'events connection silent: reconnecting it');
+  }
+
+  /** Ends a check in progress; no connection is dropped after this. */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  private drop(stream: unknown, message: string): void {
+    // A connection that was replaced meanwhile is not the one that went silent.
+    if (this.subscriber.stream !== stream) return;
+    this.log.warn({ waitedMs: SUBSCRIBER_PING_MS }, message);
+    this.onSilent();
+    this.subscriber.disconnect(true);
+  }
 }

@@ -25,7 +25,8 @@ if capacity > 0 then
   local wait = take_token(KEYS[8], capacity, tonumber(ARGV[8]), ARGV[4])
   if wait then return {'rate_limited', tostring(wait)} end
 end
-local eventId = emit(KEYS[3], KEYS[4], ARGV[2], ARGV[5])
+local eventId = emit(KEYS[3], ARGV[2], ARGV[5])
+publish(KEYS[4])
 local record = cjson.encode({ eventId = eventId, text = ARGV[3], ts = tonumber(ARGV[4]), state = 'pending' })
 redis.call('HSET', KEYS[1], ARGV[1], record)
 redis.call('RPUSH', KEYS[2], ARGV[1])

@@ -6,6 +6,7 @@
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local ids = {}
 for i = 3, #ARGV do
-  ids[#ids + 1] = emit(KEYS[2], KEYS[3], ARGV[i], ARGV[2])
+  ids[#ids + 1] = emit(KEYS[2], ARGV[i], ARGV[2])
 end
+publish(KEYS[3])
 return ids

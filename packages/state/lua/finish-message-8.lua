@@ -19,9 +19,9 @@ if record and record.state == 'done' then
 end
 local before = tonumber(ARGV[8])
 for i = 9, 8 + before do
-  emit(KEYS[2], KEYS[3], ARGV[i], ARGV[5])
+  emit(KEYS[2], ARGV[i], ARGV[5])
 end
-local finalId = emit(KEYS[2], KEYS[3], ARGV[3], ARGV[5])
+local finalId = emit(KEYS[2], ARGV[3], ARGV[5])
 if record then
   record.state = 'done'
   record.finalId = finalId
@@ -40,6 +40,7 @@ end
 local waiting = redis.call('LLEN', KEYS[5])
 if waiting == 0 then
   redis.call('DEL', KEYS[1])
-  emit(KEYS[2], KEYS[3], ARGV[4], ARGV[5])
+  emit(KEYS[2], ARGV[4], ARGV[5])
 end
+publish(KEYS[3])
 return {finalId, waiting}

@@ -7,7 +7,12 @@ export {
   type Redis,
   type ConnectionOptions,
 } from './redis-connection.js';
-export { decodeLiveMessage, encodeControl, type LiveMessage } from './live-message.js';
+export {
+  decodeLiveMessage,
+  encodeControl,
+  type LiveEvent,
+  type LiveMessage,
+} from './live-message.js';
 export { SessionEvents, type StoredEvent } from './session-events.js';
 export {
   MessageInbox,

@@ -10,7 +10,7 @@ export interface SessionKeys {
   sockets: string;
   /** stream: the session's events; entry ids are the protocol's eventIds */
   events: string;
-  /** shard pub/sub channel (SPUBLISH): `<eventId>\n<body>` for events, `!<json>` for control messages */
+  /** shard pub/sub channel (SPUBLISH): `<eventId>\n<body>` lines for events, `!<json>` for control messages */
   channel: string;
   /** hash: chat id -> JSON message record (idempotency and state) */
   messages: string;

@@ -1,10 +1,15 @@
 /**
- * What travels on a session's pub/sub channel: events (as the Lua `emit` publishes them) and
- * control messages between gateways.
+ * What travels on a session's pub/sub channel: events (as the Lua `publish` sends them: those of
+ * one script, in order) and control messages between gateways.
  */
 export type LiveMessage =
-  | { kind: 'event'; eventId: string; body: string }
-  | { kind: 'evict'; connectionId: string; code: number };
+  { kind: 'events'; events: LiveEvent[] } | { kind: 'evict'; connectionId: string; code: number };
+
+export interface LiveEvent {
+  eventId: string;
+  /** The event's JSON, as stored. */
+  body: string;
+}
 
 export function decodeLiveMessage(raw: string): LiveMessage | null {
   if (raw.startsWith('!')) {
@@ -26,9 +31,15 @@ export function decodeLiveMessage(raw: string): LiveMessage | null {
     }
     return null;
   }
-  const newline = raw.indexOf('\n');
-  if (newline < 1) return null;
-  return { kind: 'event', eventId: raw.slice(0, newline), body: raw.slice(newline + 1) };
+  // `<eventId>\n<body>` per event, joined by `\n`: the bodies are JSON, so hold no newline.
+  const lines = raw.split('\n');
+  if (lines.length % 2 !== 0) return null;
+  const events: LiveEvent[] = [];
+  for (let i = 0; i < lines.length; i += 2) {
+    if (lines[i] === '' || lines[i + 1] === '') return null;
+    events.push({ eventId: lines[i]!, body: lines[i + 1]! });
+  }
+  return { kind: 'events', events };
 }
 
 export function encodeControl(message: Exclude<LiveMessage, { kind: 'event' }>): string {

@@ -494,18 +494,26 @@ describe('live messages', () => {
     await sleep(50);
     expect(received).toHaveLength(2);
     const [first, second] = received.map((raw) => decodeLiveMessage(raw));
-    expect(first).toEqual({ kind: 'event', eventId: record.eventId, body: expect.any(String) });
-    expect(received[0]).toBe(`${record.eventId}\n${first?.kind === 'event' ? first.body : ''}`);
-    expect(JSON.parse(first?.kind === 'event' ? first.body : '')).toEqual({
+    const stored = (await events.readAfter(session, '0-0', 10))[0]!;
+    expect(received[0]).toBe(`${record.eventId}\n${stored.body}`);
+    expect(first).toEqual({
+      kind: 'events',
+      events: [{ eventId: record.eventId, body: stored.body }],
+    });
+    expect(JSON.parse(stored.body)).toEqual({
       type: 'user.message',
       id: 'm1',
       text: 'line one\nline two',
       ts: 7,
     });
     expect(second).toEqual({
-      kind: 'event',
-      eventId: appended,
-      body: JSON.stringify({ type: 'reply.start', replyTo: 'm1', agent: 'tutor' }),
+      kind: 'events',
+      events: [
+        {
+          eventId: appended,
+          body: JSON.stringify({ type: 'reply.start', replyTo: 'm1', agent: 'tutor' }),
+        },
+      ],
     });
   });
 
@@ -513,15 +521,19 @@ describe('live messages', () => {
     const raw = encodeControl({ kind: 'evict', connectionId: 'c-1', code: 4001 });
     expect(raw.startsWith('!')).toBe(true);
     expect(decodeLiveMessage(raw)).toEqual({ kind: 'evict', connectionId: 'c-1', code: 4001 });
-    expect(decodeLiveMessage('1-0\n{"a":1}\n{"b":2}')).toEqual({
-      kind: 'event',
-      eventId: '1-0',
-      body: '{"a":1}\n{"b":2}',
+    expect(decodeLiveMessage('1-0\n{"a":1}\n1-1\n{"b":2}')).toEqual({
+      kind: 'events',
+      events: [
+        { eventId: '1-0', body: '{"a":1}' },
+        { eventId: '1-1', body: '{"b":2}' },
+      ],
     });
     for (const garbage of [
       '',
       'no newline',
       '\nbody only',
+      '1-0\n',
+      '1-0\n{"a":1}\n{"b":2}',
       '!',
       '!not json',
       '!{"kind":"evict"}',
@@ -676,7 +688,7 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
   const body = (text: string) =>
     JSON.stringify({ type: 'reply.delta', replyTo: 'm1', agent: 'tutor', text });
 
-  it('appends every event in order in one step, publishes each, and refuses a stale fence', async () => {
+  it('appends every event in order in one step, publishes them in one message, and refuses a stale fence', async () => {
     const subscriber = new Redis(inject('redisUrl'));
     try {
       const received: string[] = [];
@@ -702,7 +714,9 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
       expect(await events.appendManyAsLeaseHolder(session, fence + 1, [body('x')])).toBeNull();
       expect(await redis.xlen(keys.session(session).events)).toBe(4);
       await sleep(50);
-      expect(received.slice(1)).toEqual(ids!.map((id, i) => `${id}\n${body('abc'[i]!)}`));
+      expect(received.slice(1)).toEqual([
+        ids!.map((id, i) => `${id}\n${body('abc'[i]!)}`).join('\n'),
+      ]);
     } finally {
       subscriber.disconnect();
     }

@@ -288,12 +288,20 @@ export class SessionFanout implements SessionCounts {
     // Its sockets are sent away once the feed is back; they read what follows from the log, and
     // one sent a live event now would resume after it, past the events lost in the gap.
     if (!this.feed.isUp) return;
-    if (message.body.startsWith(STATUS_PREFIX)) {
-      this.stats.sessionState(sessionId, message.body.includes('"state":"processing"'));
+    for (const { eventId, body } of message.events) {
+      // Sending may close a socket (too slow), which leaves the session's members.
+      const now = this.sessions.get(sessionId);
+      if (now === undefined) return;
+      this.deliverEvent(sessionId, now, eventId, body);
     }
-    this.firstDelta.event(sessionId, message.body);
-    const frame = withEventId(message.eventId, message.body);
-    const { eventId, body } = message;
+  }
+
+  private deliverEvent(sessionId: string, members: Members, eventId: string, body: string): void {
+    if (body.startsWith(STATUS_PREFIX)) {
+      this.stats.sessionState(sessionId, body.includes('"state":"processing"'));
+    }
+    this.firstDelta.event(sessionId, body);
+    const frame = withEventId(eventId, body);
     if (!Array.isArray(members)) {
       this.checkPace(members);
       this.sendOne(members, eventId, body, frame);

@@ -141,17 +141,24 @@ async function storedEvents(cluster: TestCluster, sessionId: string): Promise<Fr
 }
 
 /** A gateway's events (subscriber) connection as Redis lists it: id, client port, channels. */
-async function eventsConnection(cluster: TestCluster, gatewayId: unknown) {
+/** A connection to the cluster's Redis named `name` (CLIENT SETNAME) whose id is not `exceptId`. */
+async function namedConnection(cluster: TestCluster, name: string, exceptId = '') {
   const clients = String(await cluster.redis().client('LIST'));
-  const line = clients.split('\n').find((l) => l.includes(` name=${String(gatewayId)}:events `));
-  if (line === undefined) return undefined;
-  const field = (name: string) => new RegExp(`\\b${name}=(\\S+)`).exec(line)?.[1] ?? '';
-  return {
-    id: field('id'),
-    port: Number(field('addr').split(':').at(-1)),
-    channels: Number(field('ssub')),
-  };
+  for (const line of clients.split('\n').filter((l) => l.includes(` name=${name} `))) {
+    const field = (key: string) => new RegExp(`\\b${key}=(\\S+)`).exec(line)?.[1] ?? '';
+    if (field('id') === exceptId) continue;
+    return {
+      id: field('id'),
+      port: Number(field('addr').split(':').at(-1)),
+      channels: Number(field('ssub')),
+    };
+  }
+  return undefined;
 }
+
+/** A gateway's events connection (its live-event subscriptions). */
+const eventsConnection = (cluster: TestCluster, gatewayId: unknown) =>
+  namedConnection(cluster, `${String(gatewayId)}:events`);
 
 /** Browsers opened by a suite, terminated when it ends. */
 function browserPool(cluster: () => TestCluster) {
@@ -796,5 +803,43 @@ describe('reliability', () => {
       expectComplete(end);
       expect(assembleReply(browser.frames, 'handed-over').starts).toBe(2);
     }, 60_000);
+  });
+  describe("a worker's cancel subscription gone silent (no FIN, no RST)", () => {
+    let cluster: TestCluster;
+    const { open, closeAll } = browserPool(() => cluster);
+
+    beforeAll(async () => {
+      cluster = await TestCluster.start({ gateways: 1, workers: 0, workerEnv: SLOW_WORKER });
+    });
+    afterAll(async () => {
+      closeAll();
+      await cluster?.stop();
+    });
+
+    it('is replaced; a cancel then stops the reply', async () => {
+      const proxy = await startFreezableProxy(cluster.redisUrl);
+      try {
+        await cluster.addWorker({ REDIS_URL: proxy.url, WORKER_ID: 'wk-silent' });
+        const frozen = await namedConnection(cluster, 'wk-silent:cancels');
+        if (!frozen) throw new Error('no cancels connection of the worker');
+        proxy.freeze(frozen.port);
+        // Noticed within two PING periods (see SubscriberWatch), then connected again.
+        await expect
+          .poll(() => namedConnection(cluster, 'wk-silent:cancels', frozen.id), {
+            timeout: 20_000,
+            interval: 250,
+          })
+          .toBeDefined();
+
+        const { browser } = await open(0);
+        browser.chat('stop-me', LONG_QUESTION);
+        await waitForDeltas(browser, 'stop-me', 3);
+        browser.send({ type: 'cancel', id: 'stop-me' });
+        const end = await browser.waitFor(replyEnded('stop-me'), 5_000);
+        expect(end).toMatchObject({ type: 'reply.end', cancelled: true });
+      } finally {
+        await proxy.close();
+      }
+    }, 40_000);
   });
 });

@@ -33,3 +33,4 @@ export { GraphStore, type Graph, type GraphNode, type GraphEdge } from './graph-
 export { createChatQueue, enqueueChat, sessionJobKey, type ChatJobData } from './chat-queue.js';
 export { ClientLimits, type Admission, type ClientLimitSettings } from './client-limits.js';
 export { TokenBudget } from './token-budget.js';
+export { SUBSCRIBER_PING_MS, SubscriberWatch, type WatchLog } from './subscriber-watch.js';

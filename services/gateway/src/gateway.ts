@@ -13,6 +13,8 @@ import {
   MessageInbox,
   SessionDirectory,
   SessionEvents,
+  SUBSCRIBER_PING_MS,
+  SubscriberWatch,
 } from '@chorus/state';
 
 import { clock, connOf, TICK_MS, type Socket } from './connection.js';
@@ -26,7 +28,6 @@ import { SessionLister } from './session-lister.js';
 import { SessionTokens } from './session-token.js';
 import { ensurePortFree } from './port-check.js';
 import { uws, uwsNative, type us_listen_socket } from './uws.js';
-import { SUBSCRIBER_PING_MS, SubscriberWatch } from './subscriber-watch.js';
 import { wsBehavior } from './ws-behavior.js';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;

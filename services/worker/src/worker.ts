@@ -16,6 +16,8 @@ import {
   SessionLease,
   TokenBudget,
   SessionDirectory,
+  SUBSCRIBER_PING_MS,
+  SubscriberWatch,
   type ChatJobData,
 } from '@chorus/state';
 import { createChatProcessor } from './chat-processor.js';
@@ -176,8 +178,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   };
   await heartbeat();
   const countError = () => metrics.error('background_loop');
+  // A cancel subscription gone silent would lose every cancel until TCP keepalive gives up.
+  const cancelWatch = new SubscriberWatch(cancelSubscriber, log, () => undefined);
   const loops = [
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
+    startLoop('cancel-watch', SUBSCRIBER_PING_MS, () => cancelWatch.check(), log, countError),
     // Re-seeds too, should Redis have lost the graph (a restart without persistence).
     startLoop(
       'graph-refresh',
@@ -230,6 +235,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
       shutdown.abort(new Error('worker shutting down'));
       await closed;
     }
+    cancelWatch.stop();
     await Promise.all(loops.map((loop) => loop.stop()));
     await cluster.leave('worker', config.WORKER_ID).catch(() => undefined);
     await queue.close().catch(() => undefined);

@@ -1,14 +1,13 @@
 import { createServer, type Socket } from 'node:net';
 import { afterEach, expect, inject, it } from 'vitest';
-import { createLogger } from '@chorus/observability';
-import { createRedis, type Redis } from '@chorus/state';
+import { createRedis, type Redis } from './redis-connection.js';
 import { SUBSCRIBER_PING_MS, SubscriberWatch } from './subscriber-watch.js';
 
 /**
- * The watch over the gateway's events connection, on connections made as the gateway makes it
- * (blocking: no command timeout, no ready check).
+ * The watch over a subscriber connection, on connections made as the gateway and the worker make
+ * theirs (blocking: no command timeout, no ready check).
  */
-const log = createLogger('gateway', 'test', 'silent');
+const log = { warn: () => undefined };
 let subscriber: Redis | undefined;
 afterEach(() => subscriber?.disconnect());
 

@@ -1,15 +1,20 @@
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@chorus/observability';
-import type { Redis } from '@chorus/state';
+import type { Redis } from './redis-connection.js';
+
+/** Where the watch reports a connection it drops (a pino logger is one). */
+export interface WatchLog {
+  warn(details: object, message: string): void;
+}
 
 /** How often the subscriber connection is asked for a PONG, and how long it has to answer. */
 export const SUBSCRIBER_PING_MS = 5_000;
 
 /**
  * A subscriber connection whose peer vanished without a word (host down, network partition)
- * reports nothing until TCP keepalive gives up, hours later, and meanwhile the gateway's sockets
- * get no live events. A PING left unanswered for SUBSCRIBER_PING_MS drops the connection: it
- * reconnects, and its sockets replay what they missed (see LiveFeed). So does a connection
+ * reports nothing until TCP keepalive gives up, hours later, and meanwhile hears nothing (a
+ * gateway's sockets get no live events; a worker, no cancels). A PING left unanswered for
+ * SUBSCRIBER_PING_MS drops the connection: ioredis reconnects and subscribes again (and a
+ * gateway's sockets replay what they missed, see its LiveFeed). So does a connection
  * that stays between TCP connect and ready (its CLIENT SETNAME unanswered) over two checks:
  * nothing else times out there.
  * A Redis Cluster's shard subscribers are internal to ioredis: not checked here.
@@ -21,7 +26,7 @@ export class SubscriberWatch {
 
   constructor(
     private readonly subscriber: Redis,
-    private readonly log: Logger,
+    private readonly log: WatchLog,
     /** Called as the connection is dropped: events are missed from here on. */
     private readonly onSilent: () => void,
   ) {}

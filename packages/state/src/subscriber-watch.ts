@@ -38,7 +38,7 @@ export class SubscriberWatch {
     if (status !== 'ready') {
       const stuck = status === 'connect' && this.connecting === stream;
       this.connecting = status === 'connect' ? stream : null;
-      if (stuck) this.drop(stream, 'events connection never became ready: reconnecting it');
+      if (stuck) this.drop(stream, 'subscriber connection never became ready: reconnecting it');
       return;
     }
     this.connecting = null;
@@ -54,7 +54,7 @@ export class SubscriberWatch {
     // After an event loop blocked for longer, the timer fires in the turn that reads the PONG.
     if (!answered) await nextTurn();
     if (answered || signal.aborted || subscriber.status !== 'ready') return;
-    this.drop(stream, 'events connection silent: reconnecting it');
+    this.drop(stream, 'subscriber connection silent: reconnecting it');
   }
 
   /** Ends a check in progress; no connection is dropped after this. */
@@ -65,7 +65,10 @@ export class SubscriberWatch {
   private drop(stream: unknown, message: string): void {
     // A connection that was replaced meanwhile is not the one that went silent.
     if (this.subscriber.stream !== stream) return;
-    this.log.warn({ waitedMs: SUBSCRIBER_PING_MS }, message);
+    this.log.warn(
+      { connection: this.subscriber.options.connectionName, waitedMs: SUBSCRIBER_PING_MS },
+      message,
+    );
     this.onSilent();
     this.subscriber.disconnect(true);
   }

@@ -28,6 +28,13 @@ if record then
   redis.call('HSET', KEYS[4], ARGV[2], cjson.encode(record))
 end
 redis.call('LREM', KEYS[5], 1, ARGV[2])
+local waiting = redis.call('LLEN', KEYS[5])
+if waiting == 0 then
+  redis.call('DEL', KEYS[1])
+  emit(KEYS[2], ARGV[4], ARGV[5])
+end
+-- Published before the bookkeeping below: should that fail, the events stored are also sent.
+publish(KEYS[3])
 for i = 9 + before, #ARGV do
   redis.call('RPUSH', KEYS[6], ARGV[i])
 end
@@ -37,10 +44,4 @@ for _, key in ipairs({KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
   -- TTL is -2 for a key that does not exist: EXPIRE leaves it so.
   if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
 end
-local waiting = redis.call('LLEN', KEYS[5])
-if waiting == 0 then
-  redis.call('DEL', KEYS[1])
-  emit(KEYS[2], ARGV[4], ARGV[5])
-end
-publish(KEYS[3])
 return {finalId, waiting}

@@ -42,6 +42,6 @@ export function decodeLiveMessage(raw: string): LiveMessage | null {
   return { kind: 'events', events };
 }
 
-export function encodeControl(message: Exclude<LiveMessage, { kind: 'event' }>): string {
+export function encodeControl(message: Extract<LiveMessage, { kind: 'evict' }>): string {
   return `!${JSON.stringify(message)}`;
 }

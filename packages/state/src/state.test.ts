@@ -722,8 +722,13 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
     }
   });
 
-  it('finish appends the queued events before the final one, in the same step', async () => {
+  it('finish appends the queued events before the final one, in the same step, and publishes them in one message', async () => {
     await acceptOk(session, { id: 'm1', text: 'q1', ts: 1 });
+    await acceptOk(session, { id: 'm2', text: 'q2', ts: 2 });
+    const subscriber = new Redis(inject('redisUrl'));
+    const received: string[] = [];
+    subscriber.on('smessage', (_channel: string, raw: string) => received.push(raw));
+    await subscriber.ssubscribe(keys.session(session).channel);
     const fence = (await lease.acquire(session))!;
     const end: ReplyEndEvent = {
       type: 'reply.end',
@@ -743,13 +748,29 @@ describe('group commit: appendManyAsLeaseHolder and finish with queued events', 
       ],
       [body('a'), body('b')],
     );
-    expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 0 });
-    const stored = (await storedEvents(session)).map(([, e]) =>
-      e.type === 'reply.delta' ? e.text : e.type,
-    );
-    expect(stored).toEqual(['user.message', 'a', 'b', 'reply.end', 'status']);
+    // m2 still waits: no idle status yet, and the lease stays.
+    expect(result).toEqual({ eventId: expect.stringMatching(EVENT_ID), waiting: 1 });
+    const types = async () =>
+      (await storedEvents(session)).map(([, e]) => (e.type === 'reply.delta' ? e.text : e.type));
+    expect(await types()).toEqual(['user.message', 'user.message', 'a', 'b', 'reply.end']);
     expect((await inbox.history(session)).map((t) => t.content)).toEqual(['q1', 'ab']);
+    expect(await redis.exists(keys.session(session).lease)).toBe(1);
+
+    // The last one: its end and the idle status, the lease let go.
+    await inbox.finish(session, fence, 'm2', { ...end, replyTo: 'm2' }, [], [body('c')]);
+    expect((await types()).slice(5)).toEqual(['c', 'reply.end', 'status']);
     expect(await redis.exists(keys.session(session).lease)).toBe(0);
+
+    // Each step's events went out as stored, in one message per step.
+    await expect.poll(() => received.length).toBe(2);
+    subscriber.disconnect();
+    const stored = await storedEvents(session);
+    expect(received.map((raw) => decodeLiveMessage(raw))).toEqual(
+      [stored.slice(2, 5), stored.slice(5)].map((step) => ({
+        kind: 'events',
+        events: step.map(([eventId, e]) => ({ eventId, body: JSON.stringify(e) })),
+      })),
+    );
   });
 });
 

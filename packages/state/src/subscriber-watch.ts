@@ -35,6 +35,7 @@ export class SubscriberWatch {
     const { subscriber } = this;
     if (subscriber.isCluster) return;
     const { stream, status } = subscriber;
+    if (this.stopping.signal.aborted) return;
     if (status !== 'ready') {
       const stuck = status === 'connect' && this.connecting === stream;
       this.connecting = status === 'connect' ? stream : null;

@@ -86,9 +86,13 @@ it('two drops within the settling time send the sockets away once', () => {
   expect(told.map((t) => t.code)).toEqual([1001]);
 });
 
-it('stopped, it tells the sockets nothing more', () => {
+it('stopped, it tells the sockets nothing more, whatever its connection does then', () => {
   feed.lost();
   feed.stop();
+  after(60_000);
+  feed.back();
+  after(60_000);
+  feed.lost(); // the gateway disconnects the subscriber as it stops
   after(60_000);
   expect(told).toEqual([]);
 });

@@ -5,7 +5,7 @@ export const FEED_SETTLE_MS = 250;
 /** How long sockets wait, receiving nothing, for a subscription that dropped. */
 export const FEED_OUTAGE_MS = 5_000;
 
-/** Closes every socket of the gateway with `code`; returns how many there were. */
+/** Closes every socket of the gateway with `code`. */
 export type SendAway = (code: CloseCode, reason: string) => void;
 
 /**
@@ -29,6 +29,7 @@ export class LiveFeed {
   private settling: NodeJS.Timeout | undefined;
   private outage: NodeJS.Timeout | undefined;
   private calm: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly sendAway: SendAway,
@@ -41,6 +42,7 @@ export class LiveFeed {
 
   /** The subscription dropped, or was found silent. */
   lost(): void {
+    if (this.stopped) return;
     clearTimeout(this.settling);
     clearTimeout(this.calm);
     if (!this.up) return;
@@ -55,7 +57,7 @@ export class LiveFeed {
 
   /** The subscription reports itself ready again. */
   back(): void {
-    if (this.up) return;
+    if (this.up || this.stopped) return;
     clearTimeout(this.settling);
     this.settling = setTimeout(() => {
       clearTimeout(this.outage);
@@ -71,8 +73,9 @@ export class LiveFeed {
     }, FEED_SETTLE_MS).unref();
   }
 
-  /** Clears its timers (the gateway stops). */
+  /** Clears its timers and hears nothing more (the gateway stops, its connections close). */
   stop(): void {
+    this.stopped = true;
     for (const timer of [this.settling, this.outage, this.calm]) clearTimeout(timer);
   }
 }

@@ -49,7 +49,9 @@ function context(inboxRedis: Redis = redis): WorkerContext {
       historyMaxEntries: 10,
     }),
     lease: new SessionLease(redis, keys, LEASE_TTL_MS),
-    cancels: new CancelListener(redis.duplicate({ lazyConnect: true }), keys, log),
+    cancels: new CancelListener(redis.duplicate({ lazyConnect: true }), keys, log, () =>
+      Promise.resolve(false),
+    ),
     model: { readsContext: false },
   } as unknown as WorkerContext;
 }

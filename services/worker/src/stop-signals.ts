@@ -78,10 +78,14 @@ export class CancelListener {
   /** Sessions held by a job: the ids whose cancel was heard meanwhile. */
   private readonly held = new Map<string, { holders: number; requested: Set<string> }>();
 
+  private started = false;
+
   constructor(
     private readonly subscriber: Redis,
     private readonly keys: KeySchema,
     private readonly log: Logger,
+    /** Whether a cancel of the message is stored in Redis (MessageInbox.cancelRequested). */
+    private readonly cancelRequested: (sessionId: string, id: string) => Promise<boolean>,
   ) {
     subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== keys.cancelChannel) return;
@@ -89,10 +93,30 @@ export class CancelListener {
       if (newline >= 0) this.held.get(raw.slice(0, newline))?.requested.add(raw.slice(newline + 1));
       this.answering.get(raw)?.(new AnswerStopped('cancelled'));
     });
+    // Requests published while the subscription was down (or silent) were not heard; each is
+    // also stored, and read once it is back.
+    subscriber.on('ready', () => {
+      if (this.started) void this.catchUp();
+    });
   }
 
   async start(): Promise<void> {
     await this.subscriber.subscribe(this.keys.cancelChannel);
+    this.started = true;
+  }
+
+  private async catchUp(): Promise<void> {
+    try {
+      // Subscribed again first (ioredis does it on reconnect too): no request falls in between.
+      await this.subscriber.subscribe(this.keys.cancelChannel);
+      for (const [key, onCancel] of [...this.answering]) {
+        const [sessionId = '', id = ''] = key.split('\n');
+        if ((await this.cancelRequested(sessionId, id)) && this.answering.get(key) === onCancel)
+          onCancel(new AnswerStopped('cancelled'));
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'cancel check after reconnect failed');
+    }
   }
 
   /** Remembers the session's cancel requests until `release`; call before reading Redis. */

@@ -70,8 +70,15 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const queue = createChatQueue(queueConnection, keys);
   queue.on('error', (error) => log.warn({ err: error.message }, 'queue error'));
 
+  const inbox = new MessageInbox(redis, keys, {
+    eventsMaxLen: config.EVENTS_MAXLEN,
+    sessionTtlSeconds: config.SESSION_TTL_SECONDS,
+    historyMaxEntries: config.HISTORY_MAX_MESSAGES,
+  });
   const cancelSubscriber = connect('cancels', { blocking: true });
-  const cancels = new CancelListener(cancelSubscriber, keys, log);
+  const cancels = new CancelListener(cancelSubscriber, keys, log, (sessionId, id) =>
+    inbox.cancelRequested(sessionId, id),
+  );
   await cancels.start();
 
   const seeded = await seedKnowledgeGraph(graphStore);
@@ -102,11 +109,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     log,
     metrics,
     events: new SessionEvents(redis, keys, config.EVENTS_MAXLEN),
-    inbox: new MessageInbox(redis, keys, {
-      eventsMaxLen: config.EVENTS_MAXLEN,
-      sessionTtlSeconds: config.SESSION_TTL_SECONDS,
-      historyMaxEntries: config.HISTORY_MAX_MESSAGES,
-    }),
+    inbox,
     lease: new SessionLease(redis, keys, config.LEASE_TTL_MS),
     budget: new TokenBudget(redis, keys, config.MODEL_TOKENS_PER_SESSION_PER_HOUR),
     directory,

@@ -48,6 +48,8 @@ export class Connection {
   queue: QueuedFrame[] | null = null;
   /** Live events that arrived while the socket replays the log; null when live. */
   catchingUp: PendingEvent[] | null = null;
+  /** The UTF-16 length of the frames in `catchingUp` (about their bytes). */
+  catchingUpBytes = 0;
   /** `catchingUp` passed its cap and was emptied: the replay reads those events from the log. */
   catchUpDropped = false;
   /** Whether the socket gets its session's live events as they come. */

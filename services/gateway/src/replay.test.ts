@@ -55,9 +55,9 @@ function stubSocket(conn: Connection) {
 }
 
 /** Appends an event to the session's log and publishes it, as the worker's script does. */
-async function emit(n: number): Promise<string> {
+async function emit(n: number, text = `message ${n}`): Promise<string> {
   const k = keys.session(SESSION);
-  const body = JSON.stringify({ type: 'user.message', id: `m${n}`, text: `message ${n}` });
+  const body = JSON.stringify({ type: 'user.message', id: `m${n}`, text });
   const eventId = (await redis.xadd(k.events, '*', 'e', body))!;
   await redis.spublish(k.channel, `${eventId}\n${body}`);
   return eventId;
@@ -138,6 +138,31 @@ it('drops the live events it held past 256 and reads them from the log: each eve
   expect(await replayed).toBe('replayed');
   expect(sentIds()).toEqual(ids);
   expect(ws.closedWith).toBe(0);
+  expect(await registry.getSingleMetricAsString('chorus_ws_slow_consumer_total')).toMatch(
+    /step="catch_up_dropped"[^}]*\} 1\b/,
+  );
+});
+
+it('drops the live events it held past 1 MiB too, and reads them from the log', async () => {
+  await redis.del(keys.session(SESSION).events);
+  const { ctx, conn, ws, socket, registry, sentIds } = await heldBackSocket(redis);
+  const ids = [await emit(1)];
+  const page = await ctx.events.readAfter(SESSION, '0-0', 200);
+  ws.buffered = 10_000_000; // the client reads nothing yet
+  const replayed = replay(socket, ctx, '0-0', { reset: false, page });
+  replayed.catch(() => undefined); // awaited by the test
+  await expect.poll(() => conn.drainWaiters?.length).toBe(1);
+
+  // Three large events: far fewer than 256, but more bytes than a replay holds.
+  for (let n = 2; n <= 4; n++) ids.push(await emit(n, 'x'.repeat(400_000)));
+  await expect.poll(() => conn.catchUpDropped).toBe(true);
+  expect(conn.catchingUp!.length).toBeLessThan(3);
+
+  ws.buffered = 0;
+  for (const resolve of conn.drainWaiters!) resolve();
+  conn.drainWaiters = null;
+  expect(await replayed).toBe('replayed');
+  expect(sentIds()).toEqual(ids);
   expect(await registry.getSingleMetricAsString('chorus_ws_slow_consumer_total')).toMatch(
     /step="catch_up_dropped"[^}]*\} 1\b/,
   );

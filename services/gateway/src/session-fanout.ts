@@ -13,8 +13,12 @@ import type { TemplatedApp } from './uws.js';
 type Members = Socket | Socket[];
 
 const STATUS_PREFIX = '{"type":"status"';
-/** Live events held for a socket during its replay, at most; past it they are read from the log. */
+/**
+ * Live events held for a socket during its replay, at most (count, and UTF-16 length of their
+ * frames); past either, they are dropped and the replay reads them from the log.
+ */
 const CATCH_UP_CAP = 256;
+const CATCH_UP_BYTES = 1024 * 1024;
 const ignore = () => undefined;
 
 /**
@@ -210,6 +214,7 @@ export class SessionFanout implements SessionCounts {
     conn.live = false;
     conn.seam = null;
     conn.catchingUp = [];
+    conn.catchingUpBytes = 0;
     conn.catchUpDropped = false;
     // The replay reads from the log whatever was held back for slowness.
     conn.held = null;
@@ -377,12 +382,17 @@ export class SessionFanout implements SessionCounts {
     if (conn.catchingUp) {
       // A replay waiting on a socket that reads nothing must not hold a busy session's events
       // without bound: they are in the log, so the replay reads them again from there.
-      if (conn.catchingUp.length >= CATCH_UP_CAP) {
+      if (
+        conn.catchingUp.length >= CATCH_UP_CAP ||
+        conn.catchingUpBytes + frame.length > CATCH_UP_BYTES
+      ) {
         conn.catchingUp.length = 0;
+        conn.catchingUpBytes = 0;
         conn.catchUpDropped = true;
         this.stats.metrics.slowConsumer('catch_up_dropped');
       }
       conn.catchingUp.push({ eventId, frame });
+      conn.catchingUpBytes += frame.length;
       return 1;
     }
     if (conn.seam === null || compareEventIds(eventId, conn.seam) <= 0) return 0;

@@ -33,9 +33,8 @@ export class SubscriberWatch {
 
   async check(): Promise<void> {
     const { subscriber } = this;
-    if (subscriber.isCluster) return;
+    if (subscriber.isCluster || this.stopping.signal.aborted) return;
     const { stream, status } = subscriber;
-    if (this.stopping.signal.aborted) return;
     if (status !== 'ready') {
       const stuck = status === 'connect' && this.connecting === stream;
       this.connecting = status === 'connect' ? stream : null;

@@ -3,8 +3,8 @@ import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
 import { sessionTopic, type Connection, type Socket, connOf } from './connection.js';
 import { mergeDeltas } from './delta-merge.js';
-import { LiveFeed } from './live-feed.js';
 import type { FirstDeltaClock } from './first-delta-clock.js';
+import { LiveFeed } from './live-feed.js';
 import type { ReplicaStats, SessionCounts } from './replica-stats.js';
 import { sendBatched, sendRaw, TurnBatch } from './send.js';
 import type { TemplatedApp } from './uws.js';
@@ -294,10 +294,10 @@ export class SessionFanout implements SessionCounts {
     // one sent a live event now would resume after it, past the events lost in the gap.
     if (!this.feed.isUp) return;
     for (const { eventId, body } of message.events) {
-      // Sending may close a socket (too slow), which leaves the session's members.
-      const now = this.sessions.get(sessionId);
-      if (now === undefined) return;
-      this.deliverEvent(sessionId, now, eventId, body);
+      // Sending may close a socket (too slow), which changes the session's members.
+      const current = this.sessions.get(sessionId);
+      if (current === undefined) return;
+      this.deliverEvent(sessionId, current, eventId, body);
     }
   }
 

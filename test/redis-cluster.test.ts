@@ -156,6 +156,51 @@ describe('on a 3-node Redis Cluster', () => {
     );
     expect(problems).toEqual([]);
   });
+
+  // Last: it moves a slot, and its warnings would fail the test above.
+  it("a session's slot moved to another shard: its sockets are sent away (1001), resume with nothing missed, and chat on", async () => {
+    const { browser, welcome } = await open(0);
+    browser.chat('before', 'What is a queue?');
+    await browser.reply('before');
+    const channel = cluster.keys.session(String(welcome.sessionId)).channel;
+    const from = await ownerOf(channel);
+    const to = redisCluster.ports.find((port) => port !== from)!;
+    await migrateSlot(Number(await reader.cluster('KEYSLOT', channel)), from, to);
+
+    expect((await browser.closed).code).toBe(1001);
+    const { browser: back } = await open(0, {
+      ...resumeOf(welcome),
+      lastEventId: String(eventIds(browser.frames).at(-1)),
+    });
+    back.chat('after', 'What is a stack?');
+    const reply = await back.reply('after');
+    expect(reply.end.text).toBe(reply.deltas);
+    const stored = await reader.xrange(
+      cluster.keys.session(String(welcome.sessionId)).events,
+      '-',
+      '+',
+    );
+    expect([...eventIds(browser.frames), ...eventIds(back.frames)]).toEqual(
+      stored.map(([id]) => id),
+    );
+  }, 60_000);
+
+  /** Moves one slot and its keys between two nodes, as `redis-cli --cluster reshard` does. */
+  async function migrateSlot(slot: number, from: number, to: number) {
+    const source = redisCluster.node(from);
+    const target = redisCluster.node(to);
+    const sourceId = String(await source.call('CLUSTER', 'MYID'));
+    const targetId = String(await target.call('CLUSTER', 'MYID'));
+    await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId);
+    await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId);
+    for (;;) {
+      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+      if (keys.length === 0) break;
+      await source.call('MIGRATE', '127.0.0.1', to, '', 0, 5_000, 'KEYS', ...keys);
+    }
+    for (const port of redisCluster.ports)
+      await redisCluster.node(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId);
+  }
 });
 
 /** The worker whose /health reports an active job. */

@@ -1,4 +1,5 @@
 import { CloseCode, compareEventIds, withEventId } from '@chorus/protocol';
+import type { Cluster } from 'ioredis';
 import { decodeLiveMessage, type KeySchema, type Redis } from '@chorus/state';
 import type { Logger } from '@chorus/observability';
 import { sessionTopic, type Connection, type Socket, connOf } from './connection.js';
@@ -76,9 +77,31 @@ export class SessionFanout implements SessionCounts {
     this.feed = new LiveFeed((code, reason) => this.sendAway(code, reason));
     // ('close'/'ready' of one connection; '-subscriber'/'subscribersReady' on a Redis Cluster.)
     const lost = () => this.feed.lost();
-    const back = () => this.feed.back();
     subscriber.on('close', lost).on('-subscriber', lost);
-    subscriber.on('ready', back).on('subscribersReady', back);
+    subscriber.on('ready', () => this.feed.back());
+    if (subscriber.isCluster) this.watchSlotMoves(subscriber as unknown as Cluster);
+  }
+
+  /**
+   * A Redis Cluster shard drops the subscriptions of a slot that moves to another shard (it
+   * sends `sunsubscribe`), and ioredis subscribes again on the new owner only once it refreshes
+   * its slot map: the sessions of that slot get no live events meanwhile. Such a push reaches
+   * us as a node error; the map is refreshed at once, and once ioredis reports its subscribers
+   * ready again the sockets are sent away, to replay what they missed.
+   */
+  private watchSlotMoves(subscriber: Cluster): void {
+    subscriber.on('nodeError', (error: Error) => {
+      if (!error.message.includes('sunsubscribe')) return;
+      this.log.warn({ err: error.message }, 'a shard dropped live-event subscriptions: slot moved');
+      this.feed.lost();
+      subscriber.refreshSlotsCache();
+    });
+    // ioredis resubscribed after a refresh that found the map changed (this one, or its own
+    // every 5 s): sessions held here may have missed events, unless it is the start.
+    subscriber.on('subscribersReady', () => {
+      if (this.sessions.size > 0) this.feed.lost();
+      this.feed.back();
+    });
   }
 
   /** Whether this gateway receives its sessions' live events (new sockets wait until it does). */

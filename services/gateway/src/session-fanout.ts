@@ -59,6 +59,7 @@ export class SessionFanout implements SessionCounts {
   private readonly batch: TurnBatch;
   /** Whether the subscription delivers: see LiveFeed. */
   private readonly feed: LiveFeed;
+  private stopped = false;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -84,23 +85,38 @@ export class SessionFanout implements SessionCounts {
 
   /**
    * A Redis Cluster shard drops the subscriptions of a slot that moves to another shard (it
-   * sends `sunsubscribe`), and ioredis subscribes again on the new owner only once it refreshes
-   * its slot map: the sessions of that slot get no live events meanwhile. Such a push reaches
-   * us as a node error; the map is refreshed at once, and once ioredis reports its subscribers
-   * ready again the sockets are sent away, to replay what they missed.
+   * sends `sunsubscribe`), and ioredis does not subscribe again on its own: the sessions of that
+   * slot would get no live events. Such a push reaches us as a node error naming the channel:
+   * the feed counts as down until the channel is subscribed again on the slot's new owner, and
+   * the sockets are then sent away to replay what they missed.
    */
   private watchSlotMoves(subscriber: Cluster): void {
     subscriber.on('nodeError', (error: Error) => {
-      if (!error.message.includes('sunsubscribe')) return;
-      this.log.warn({ err: error.message }, 'a shard dropped live-event subscriptions: slot moved');
-      this.feed.lost();
-      subscriber.refreshSlotsCache();
+      const channel = /Last reply: sunsubscribe,([^,]+),\d+$/.exec(error.message)?.[1];
+      if (channel === undefined) return;
+      this.log.warn({ channel }, 'a shard dropped a live-event subscription: slot moved');
+      this.resubscribeMoved(subscriber, channel);
     });
-    // ioredis resubscribed after a refresh that found the map changed (this one, or its own
-    // every 5 s): sessions held here may have missed events, unless it is the start.
+    // ioredis resubscribed after a refresh of its slot map that found it changed (its own,
+    // every 5 s, or one above): sessions held here may have missed events, unless it is the start.
     subscriber.on('subscribersReady', () => {
       if (this.sessions.size > 0) this.feed.lost();
       this.feed.back();
+    });
+  }
+
+  private resubscribeMoved(subscriber: Cluster, channel: string): void {
+    if (this.stopped) return;
+    this.feed.lost();
+    const retry = () => setTimeout(() => this.resubscribeMoved(subscriber, channel), 1_000).unref();
+    subscriber.refreshSlotsCache((error) => {
+      if (error) return void retry();
+      const sessionId = channel.slice(this.channelHead, channel.length - this.channelTail);
+      // With the new map, SSUBSCRIBE goes to the slot's new owner (unless the session left).
+      const subscribed = this.sessions.has(sessionId)
+        ? subscriber.ssubscribe(channel)
+        : Promise.resolve();
+      subscribed.then(() => this.feed.back(), retry);
     });
   }
 
@@ -116,6 +132,7 @@ export class SessionFanout implements SessionCounts {
 
   /** Stops its timers (the gateway stops). */
   stop(): void {
+    this.stopped = true;
     this.feed.stop();
   }
 

@@ -75,9 +75,6 @@ function connect(
     redisOptions: { ...perConnection, ...auth },
     clusterRetryStrategy: backoff,
     enableOfflineQueue: true,
-    // A moved slot is otherwise noticed only by a command that gets MOVED: a subscriber, which
-    // sends none, would stay unsubscribed from it.
-    slotsRefreshInterval: 5_000,
     // One subscriber per shard, so SSUBSCRIBE reaches the shard that owns each session's slot.
     shardedSubscribers: true,
   });

@@ -21,6 +21,17 @@ const STATUS_PREFIX = '{"type":"status"';
 const CATCH_UP_CAP = 256;
 const CATCH_UP_BYTES = 1024 * 1024;
 const ignore = () => undefined;
+/** How long a socket's session subscription may take before the socket is refused (1013). */
+const SUBSCRIBE_TIMEOUT_MS = 5_000;
+
+/** `promise`, or a rejection with `message` once `ms` have passed. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 /**
  * A socket whose send buffer passes `slowBytes` is taken off its session's topic; its events are
@@ -85,38 +96,31 @@ export class SessionFanout implements SessionCounts {
 
   /**
    * A Redis Cluster shard drops the subscriptions of a slot that moves to another shard (it
-   * sends `sunsubscribe`), and ioredis does not subscribe again on its own: the sessions of that
-   * slot would get no live events. Such a push reaches us as a node error naming the channel:
-   * the feed counts as down until the channel is subscribed again on the slot's new owner, and
-   * the sockets are then sent away to replay what they missed.
+   * pushes `sunsubscribe`), and ioredis does not subscribe again on the new owner: the sessions
+   * of that slot would get no live events. ioredis reports such a push as a node error (a reply
+   * no command waited for; the push may also have been taken for the reply of a command in
+   * flight, which then shows up so instead). Either way the feed counts as down until the slot
+   * map is refreshed; then every socket is sent away, and their sessions subscribe afresh, on
+   * the current owners, as they come back.
    */
   private watchSlotMoves(subscriber: Cluster): void {
     subscriber.on('nodeError', (error: Error) => {
-      const channel = /Last reply: sunsubscribe,([^,]+),\d+$/.exec(error.message)?.[1];
-      if (channel === undefined) return;
-      this.log.warn({ channel }, 'a shard dropped a live-event subscription: slot moved');
-      this.resubscribeMoved(subscriber, channel);
+      if (!error.message.startsWith('Command queue state error')) return;
+      this.log.warn(
+        { err: error.message },
+        'a shard dropped live-event subscriptions: slot moved?',
+      );
+      this.resync(subscriber);
     });
-    // ioredis resubscribed after a refresh of its slot map that found it changed (its own,
-    // every 5 s, or one above): sessions held here may have missed events, unless it is the start.
-    subscriber.on('subscribersReady', () => {
-      if (this.sessions.size > 0) this.feed.lost();
-      this.feed.back();
-    });
+    subscriber.on('subscribersReady', () => this.feed.back());
   }
 
-  private resubscribeMoved(subscriber: Cluster, channel: string): void {
+  private resync(subscriber: Cluster): void {
     if (this.stopped) return;
     this.feed.lost();
-    const retry = () => setTimeout(() => this.resubscribeMoved(subscriber, channel), 1_000).unref();
     subscriber.refreshSlotsCache((error) => {
-      if (error) return void retry();
-      const sessionId = channel.slice(this.channelHead, channel.length - this.channelTail);
-      // With the new map, SSUBSCRIBE goes to the slot's new owner (unless the session left).
-      const subscribed = this.sessions.has(sessionId)
-        ? subscriber.ssubscribe(channel)
-        : Promise.resolve();
-      subscribed.then(() => this.feed.back(), retry);
+      if (error) setTimeout(() => this.resync(subscriber), 1_000).unref();
+      else this.feed.back();
     });
   }
 
@@ -160,11 +164,14 @@ export class SessionFanout implements SessionCounts {
     const members = this.sessions.get(sessionId);
     if (members === undefined) {
       this.sessions.set(sessionId, ws);
-      const subscribed: Promise<void> = this.subscriber
-        .ssubscribe(this.keys.session(sessionId).channel)
-        .then(() => {
-          if (this.subscribing.get(sessionId) === subscribed) this.subscribing.delete(sessionId);
-        });
+      // Bounded: on a Redis Cluster, an SSUBSCRIBE that meets MOVED (a slot moving) never settles.
+      const subscribed: Promise<void> = within(
+        this.subscriber.ssubscribe(this.keys.session(sessionId).channel),
+        SUBSCRIBE_TIMEOUT_MS,
+        'subscribing to the session timed out',
+      ).then(() => {
+        if (this.subscribing.get(sessionId) === subscribed) this.subscribing.delete(sessionId);
+      });
       // Whoever joins awaits it; this only keeps a failure from counting as unhandled.
       subscribed.catch(ignore);
       this.subscribing.set(sessionId, subscribed);

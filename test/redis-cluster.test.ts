@@ -33,8 +33,9 @@ describe('on a 3-node Redis Cluster', () => {
     token: String(welcome.token),
   });
   /** Which node's port owns a key's slot, as the cluster itself says. */
-  const ownerOf = async (key: string): Promise<number> => {
-    const slot = await reader.cluster('KEYSLOT', key);
+  const ownerOf = async (key: string): Promise<number> =>
+    ownerOfSlot(await reader.cluster('KEYSLOT', key));
+  const ownerOfSlot = async (slot: number): Promise<number> => {
     const ranges = await reader.cluster('SLOTS');
     const port = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1];
     if (port === undefined) throw new Error(`no node owns slot ${slot}`);
@@ -155,6 +156,34 @@ describe('on a 3-node Redis Cluster', () => {
         .map((line) => `${service.name}: ${line.msg} ${JSON.stringify(line.err ?? '')}`),
     );
     expect(problems).toEqual([]);
+  });
+
+  it('a slot none of its sessions is in moves to another shard: no socket is sent away', async () => {
+    const { browser } = await open(0);
+    const held = new Set(
+      await Promise.all(
+        browsers.map((b) =>
+          reader.cluster('KEYSLOT', cluster.keys.session(String(b.frames[0]?.sessionId)).channel),
+        ),
+      ),
+    );
+    const slot = Array.from({ length: 16_384 }, (_, i) => i).find((i) => !held.has(i))!;
+    const from = await ownerOfSlot(slot);
+    await migrateSlot(
+      slot,
+      from,
+      redisCluster.ports.find((port) => port !== from)!,
+    );
+    const closedSoon = await Promise.race([
+      browser.closed.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 6_000)),
+    ]);
+    expect(closedSoon).toBe(false);
+    expect(cluster.gateway(0).logs.map((line) => line.msg)).not.toContain(
+      'a shard dropped live-event subscriptions: slot moved?',
+    );
+    browser.chat('still-here', 'What is a queue?');
+    expect((await browser.reply('still-here')).end.text).toBeTruthy();
   });
 
   // Last: it moves a slot, and its warnings would fail the test above.

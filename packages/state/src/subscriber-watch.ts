@@ -28,7 +28,7 @@ export class SubscriberWatch {
     private readonly subscriber: Redis,
     private readonly log: WatchLog,
     /** Called as the connection is dropped: events are missed from here on. */
-    private readonly onSilent: () => void,
+    private readonly onSilent: () => void = () => undefined,
   ) {}
 
   async check(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { ClusterView, Figures } from '@chorus/state';
 import type { GatewayContext } from './gateway-context.js';
+import { withTimeout } from './with-timeout.js';
 
 /** How often the gateway refreshes the cluster part (`refresh`, from its loop). */
 export const HEALTH_REFRESH_MS = 1_000;
@@ -20,13 +21,6 @@ const EMPTY: ClusterSnapshot = {
   queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
   graph: { nodes: 0, edges: 0 },
 };
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    promise.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
-}
 
 const sum = (view: ClusterView['gateways'], figure: string) =>
   view.reduce((total, member) => total + (member.figures[figure] ?? 0), 0);
@@ -147,7 +141,7 @@ export class HealthReporter {
     const { redis, cluster, queue } = this.ctx;
     const started = performance.now();
     try {
-      await withTimeout(redis.ping(), REDIS_PROBE_TIMEOUT_MS);
+      await withTimeout(redis.ping(), REDIS_PROBE_TIMEOUT_MS, 'Redis PING');
       const latency = Math.round((performance.now() - started) * 100) / 100;
       const [view, counts, graph, lifetime] = await withTimeout(
         Promise.all([
@@ -157,6 +151,7 @@ export class HealthReporter {
           cluster.counters(),
         ]),
         REDIS_PROBE_TIMEOUT_MS * 2,
+        'cluster snapshot',
       );
       this.snapshot = {
         lifetime,

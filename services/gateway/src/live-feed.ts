@@ -31,13 +31,14 @@ export class LiveFeed {
   private calm: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(
-    private readonly sendAway: SendAway,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(private readonly sendAway: SendAway) {}
 
   get isUp(): boolean {
     return this.up;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
   }
 
   /** The subscription dropped, or was found silent. */
@@ -47,8 +48,8 @@ export class LiveFeed {
     clearTimeout(this.calm);
     if (!this.up) return;
     this.up = false;
-    const since = (this.troubleSince ??= this.now());
-    const left = Math.max(0, since + FEED_OUTAGE_MS - this.now());
+    const since = (this.troubleSince ??= Date.now());
+    const left = Math.max(0, since + FEED_OUTAGE_MS - Date.now());
     this.outage = setTimeout(() => {
       this.sentAway = true;
       this.sendAway(CloseCode.tryAgainLater, 'live events unavailable; try again later');

@@ -49,18 +49,18 @@ export async function replay(
       while (!conn.closed && ws.getBufferedAmount() >= limit) await belowBufferLimit(ws, limit);
       return !conn.closed;
     };
-    let cursor = reset ? '0-0' : lastEventId;
-    // Whether the cursor is an event sent here, so an entry of the log (the client's lastEventId
-    // need not be one, nor is the log's start).
-    let cursorSent = false;
+    const start = reset ? '0-0' : lastEventId;
+    let cursor = start;
     // The events after the cursor. Should the log have been trimmed past it meanwhile (a client
     // reading slower than its session writes), the rest is gone: the client is sent away to
-    // resume, and is told `reset`.
+    // resume, and is told `reset`. Only an event sent here is sure to be an entry of the log
+    // (the client's lastEventId need not be one).
     const nextPage = async () => {
       if (cursor === '0-0') return ctx.events.readAfter(conn.sessionId, cursor, REPLAY_PAGE);
-      const next = cursorSent
-        ? await ctx.events.readAfterKept(conn.sessionId, cursor, REPLAY_PAGE)
-        : await readAfterUntrimmed(ctx, conn.sessionId, cursor);
+      const next =
+        cursor === start
+          ? await readAfterUntrimmed(ctx, conn.sessionId, cursor)
+          : await ctx.events.readAfterKept(conn.sessionId, cursor, REPLAY_PAGE);
       if (next === null && !conn.closed) {
         ctx.stats.metrics.slowConsumer('closed');
         ws.end(
@@ -76,7 +76,6 @@ export async function replay(
           if (!(await paced())) break;
           sendRaw(ws, ctx.stats, withEventId(event.eventId, event.body));
           cursor = event.eventId;
-          cursorSent = true;
         }
         if (page.length < REPLAY_PAGE || conn.closed) break;
         page = await nextPage();
@@ -89,7 +88,6 @@ export async function replay(
         if (!(await paced())) break;
         sendRaw(ws, ctx.stats, pending.frame);
         cursor = pending.eventId;
-        cursorSent = true;
       }
       // Some were dropped (too many waited): what followed the cursor is read from the log again.
       if (conn.closed || !conn.catchUpDropped) break;

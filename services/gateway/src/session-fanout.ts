@@ -9,6 +9,7 @@ import { LiveFeed } from './live-feed.js';
 import type { ReplicaStats, SessionCounts } from './replica-stats.js';
 import { sendBatched, sendRaw, TurnBatch } from './send.js';
 import type { TemplatedApp } from './uws.js';
+import { withTimeout } from './with-timeout.js';
 
 /** A session's sockets on this gateway: most sessions have one, so it is kept bare. */
 type Members = Socket | Socket[];
@@ -23,15 +24,6 @@ const CATCH_UP_BYTES = 1024 * 1024;
 const ignore = () => undefined;
 /** How long a socket's session subscription may take before the socket is refused (1013). */
 const SUBSCRIBE_TIMEOUT_MS = 5_000;
-
-/** `promise`, or a rejection with `message` once `ms` have passed. */
-function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 /**
  * A socket whose send buffer passes `slowBytes` is taken off its session's topic; its events are
@@ -70,7 +62,6 @@ export class SessionFanout implements SessionCounts {
   private readonly batch: TurnBatch;
   /** Whether the subscription delivers: see LiveFeed. */
   private readonly feed: LiveFeed;
-  private stopped = false;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -116,7 +107,7 @@ export class SessionFanout implements SessionCounts {
   }
 
   private resync(subscriber: Cluster): void {
-    if (this.stopped) return;
+    if (this.feed.isStopped) return;
     this.feed.lost();
     subscriber.refreshSlotsCache((error) => {
       if (error) setTimeout(() => this.resync(subscriber), 1_000).unref();
@@ -136,7 +127,6 @@ export class SessionFanout implements SessionCounts {
 
   /** Stops its timers (the gateway stops). */
   stop(): void {
-    this.stopped = true;
     this.feed.stop();
   }
 
@@ -165,10 +155,10 @@ export class SessionFanout implements SessionCounts {
     if (members === undefined) {
       this.sessions.set(sessionId, ws);
       // Bounded: on a Redis Cluster, an SSUBSCRIBE that meets MOVED (a slot moving) never settles.
-      const subscribed: Promise<void> = within(
+      const subscribed: Promise<void> = withTimeout(
         this.subscriber.ssubscribe(this.keys.session(sessionId).channel),
         SUBSCRIBE_TIMEOUT_MS,
-        'subscribing to the session timed out',
+        'SSUBSCRIBE',
       ).then(() => {
         if (this.subscribing.get(sessionId) === subscribed) this.subscribing.delete(sessionId);
       });

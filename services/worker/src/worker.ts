@@ -182,7 +182,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   await heartbeat();
   const countError = () => metrics.error('background_loop');
   // A cancel subscription gone silent would lose every cancel until TCP keepalive gives up.
-  const cancelWatch = new SubscriberWatch(cancelSubscriber, log, () => undefined);
+  const cancelWatch = new SubscriberWatch(cancelSubscriber, log);
   const loops = [
     startLoop('heartbeat', HEARTBEAT_INTERVAL_MS, heartbeat, log, countError),
     startLoop('cancel-watch', SUBSCRIBER_PING_MS, () => cancelWatch.check(), log, countError),

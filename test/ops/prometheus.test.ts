@@ -34,6 +34,7 @@ const REQUIRED: { name: string; job: 'gateway' | 'worker'; type: string; labels:
   { name: 'chorus_reply_first_delta_seconds', job: 'gateway', type: 'histogram', labels: [] },
   { name: 'chorus_jobs_total', job: 'worker', type: 'counter', labels: ['outcome'] },
   { name: 'chorus_job_duration_seconds', job: 'worker', type: 'histogram', labels: ['outcome'] },
+  { name: 'chorus_message_wait_seconds', job: 'worker', type: 'histogram', labels: [] },
   {
     name: 'chorus_llm_request_duration_seconds',
     job: 'worker',
@@ -279,6 +280,9 @@ describe('metrics of real gateways and a worker', () => {
     expect(value('gateway 1', 'chorus_resume_total', { outcome: 'replayed' })).toBe(1);
     expect(value('worker 0', 'chorus_jobs_total', { outcome: 'completed' })).toBe(1);
     expect(value('worker 0', 'chorus_job_duration_seconds_count')).toBe(1);
+    expect(value('worker 0', 'chorus_message_wait_seconds_count')).toBe(1);
+    // One chat on an idle cluster starts within a second of its ack (same clock here).
+    expect(value('worker 0', 'chorus_message_wait_seconds_bucket', { le: '1' })).toBe(1);
     const model = { model: 'fake-model' };
     expect(
       value('worker 0', 'chorus_llm_request_duration_seconds_count', { ...model, outcome: 'ok' }),

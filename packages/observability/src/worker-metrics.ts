@@ -14,6 +14,7 @@ export type LlmOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
 export class WorkerMetrics {
   private readonly jobs: Counter<'outcome'>;
   private readonly jobDuration: Histogram<'outcome'>;
+  private readonly messageWait: Histogram;
   private readonly activeJobs: Gauge;
   private readonly llmDuration: Histogram<'agent' | 'model' | 'outcome'>;
   private readonly ttft: Histogram<'agent' | 'model'>;
@@ -36,6 +37,12 @@ export class WorkerMetrics {
       help: 'Time to answer one chat message, lease to last event.',
       labelNames: ['outcome'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.messageWait = new Histogram({
+      name: 'chorus_message_wait_seconds',
+      help: 'Time a chat message waited from its ack to the start of its answer (gateway clock to worker clock).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.activeJobs = new Gauge({
@@ -96,6 +103,10 @@ export class WorkerMetrics {
   jobFinished(outcome: JobOutcome, seconds: number): void {
     this.jobs.inc({ outcome });
     this.jobDuration.observe({ outcome }, seconds);
+  }
+  /** A message's answer starts; `acceptedAt` is the epoch ms its gateway stored it at. */
+  messageClaimed(acceptedAt: number): void {
+    this.messageWait.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
   }
   llmCall(agent: string, model: string, outcome: LlmOutcome, seconds: number): void {
     this.llmDuration.observe({ agent, model, outcome }, seconds);

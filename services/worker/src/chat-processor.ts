@@ -89,6 +89,7 @@ async function answerAll(
     for (;;) {
       if (head.status === 'lost') throw new LeaseLostError('lease lost');
       if (head.status !== 'claimed') return 'nothing waiting'; // the claim let go of the lease
+      ctx.metrics.messageClaimed(head.record.ts);
       const started = performance.now();
       const { outcome, waiting } = await answerMessage(ctx, {
         sessionId,

@@ -8,13 +8,6 @@ export interface ConnectionOptions {
   name: string;
   /** Blocking connections (BullMQ workers) must wait for Redis instead of failing commands. */
   blocking?: boolean;
-  /**
-   * Commands issued in one event-loop turn go out in one write (ioredis auto-pipelining). It pays
-   * where many commands start in one turn, as a worker's answers resume together when a read of
-   * Redis replies settles them; a gateway sends one command per socket callback and only pays the
-   * pipeline's bookkeeping (docs/performance.md, session 7).
-   */
-  pipelined?: boolean;
   onError?: (error: Error) => void;
 }
 
@@ -43,7 +36,6 @@ export function createRedis(target: RedisTarget, options: ConnectionOptions): Re
           // A command sent on a connection that then dropped may have run: sent again, a script
           // would run twice (two reply.end for one message). It times out as an error instead.
           autoResendUnfulfilledCommands: false,
-          enableAutoPipelining: options.pipelined === true,
         }),
   };
   // A Redis Cluster resends such a command itself after `retryDelayOnFailover`: not these.
@@ -95,10 +87,10 @@ export function redisConnector(
   owner: string,
   onError: (role: string, error: Error) => void,
 ) {
-  return (role: string, options: Pick<ConnectionOptions, 'blocking' | 'pipelined'> = {}): Redis =>
+  return (role: string, options: { blocking?: boolean } = {}): Redis =>
     createRedis(target, {
       name: `${owner}:${role}`,
-      ...options,
+      ...(options.blocking ? { blocking: true } : {}),
       onError: (error) => onError(role, error),
     });
 }

@@ -55,7 +55,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   const connect = redisConnector(config.REDIS_URL, config.WORKER_ID, (role, error) =>
     log.warn({ err: error.message, role }, 'redis connection error'),
   );
-  const redis = connect('commands', { pipelined: true });
+  const redis = connect('commands');
   const queueConnection = connect('queue');
   void unsupportedRedis(redis).then((problem) => {
     if (!problem) return;

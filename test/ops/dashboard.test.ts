@@ -104,6 +104,7 @@ describe('the Grafana dashboard', () => {
       'chorus_reply_first_delta_seconds',
       'chorus_jobs_total',
       'chorus_job_duration_seconds',
+      'chorus_message_wait_seconds',
       'chorus_llm_request_duration_seconds',
       'chorus_llm_time_to_first_token_seconds',
       'chorus_llm_tokens_total',

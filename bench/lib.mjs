@@ -2,14 +2,19 @@
 // (redis-server, gateways, the worker, the bare uWS echo server), all on 127.0.0.1 and all
 // stopped at the end, on Ctrl-C and on errors.
 /* global performance */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { request, Agent } from 'node:http';
-import { freePort, redisAnswers } from '../scripts/local-net.mjs';
+import {
+  clusterNodeArgs,
+  freeClusterPort,
+  freePort,
+  joinRedisCluster,
+  redisAnswers,
+} from '../scripts/local-net.mjs';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 
@@ -237,12 +242,9 @@ async function spawnRedis(name, port, args = []) {
   return service;
 }
 
-const run = promisify(execFile);
-
 /**
  * A Redis Cluster of `masters` nodes (redis1…), in memory only, joined by `redis-cli --cluster
- * create`; `url` is the product's `redis+cluster://` form. A node's cluster bus port (port +
- * 10000) must be free too, else redis-server exits at start.
+ * create`; `url` is the product's `redis+cluster://` form.
  */
 export async function startRedisCluster(masters = 3) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
@@ -253,39 +255,11 @@ export async function startRedisCluster(masters = 3) {
   };
   try {
     while (nodes.length < masters) {
-      const port = await freePort();
-      const busFree = port + 10_000 <= 65_535 && (await freePort(port + 10_000).catch(() => 0));
-      if (!busFree) continue;
-      nodes.push(
-        await spawnRedis(`redis${nodes.length + 1}`, port, [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-node-timeout',
-          '2000',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--dir',
-          dir,
-        ]),
-      );
+      const port = await freeClusterPort();
+      nodes.push(await spawnRedis(`redis${nodes.length + 1}`, port, clusterNodeArgs(dir, port)));
     }
+    await joinRedisCluster(nodes.map((node) => node.port));
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
-    await run('redis-cli', [
-      '--cluster',
-      'create',
-      ...addresses,
-      '--cluster-replicas',
-      '0',
-      '--cluster-yes',
-    ]);
-    for (const node of nodes) {
-      const deadline = Date.now() + 20_000;
-      const info = () => run('redis-cli', ['-p', String(node.port), 'cluster', 'info']);
-      while (!(await info()).stdout.includes('cluster_state:ok')) {
-        if (Date.now() > deadline) throw new Error(`${node.name} never reached cluster_state:ok`);
-        await sleep(100);
-      }
-    }
     return { nodes, url: `redis+cluster://${addresses.join(',')}`, stop };
   } catch (error) {
     await stop();

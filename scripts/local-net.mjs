@@ -1,5 +1,11 @@
-// Loopback helpers shared by the local cluster (scripts/dev.mjs) and the benchmarks (bench/).
+// Loopback helpers shared by the local cluster (scripts/dev.mjs), the benchmarks (bench/) and
+// the tests (test/support/); scripts/local-net.d.mts types them for the tests.
+import { execFile } from 'node:child_process';
 import { createServer, Socket } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 /** A TCP port free on 127.0.0.1 right now: any (0), or `port` if free (else rejects). */
 export function freePort(port = 0) {
@@ -27,4 +33,59 @@ export function redisAnswers(url) {
     socket.connect(Number(port || 6379), hostname, () => socket.write('PING\r\n'));
     socket.once('data', (data) => done(String(data).startsWith('+PONG')));
   });
+}
+
+/**
+ * A port for a Redis Cluster node: free, and so is its cluster bus port (port + 10000), which
+ * redis-server needs too (it exits at start when that one is taken). Another process may take
+ * either between this check and the start.
+ */
+export async function freeClusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10_000 > 65_535) continue;
+    if (
+      await freePort(port + 10_000).then(
+        () => true,
+        () => false,
+      )
+    )
+      return port;
+  }
+}
+
+/** redis-server arguments of a cluster node on `port`, its state kept in `dir`. */
+export const clusterNodeArgs = (dir, port) => [
+  '--cluster-enabled',
+  'yes',
+  '--cluster-node-timeout',
+  '2000',
+  '--cluster-config-file',
+  join(dir, `nodes-${port}.conf`),
+  '--dir',
+  dir,
+];
+
+/**
+ * Joins running cluster nodes of 127.0.0.1 into one Redis Cluster of masters (`redis-cli
+ * --cluster create`), and resolves once every node says the cluster is whole: a client may
+ * rely on its slot map from then on.
+ */
+export async function joinRedisCluster(ports, timeoutMs = 20_000) {
+  await run('redis-cli', [
+    '--cluster',
+    'create',
+    ...ports.map((port) => `127.0.0.1:${port}`),
+    '--cluster-replicas',
+    '0',
+    '--cluster-yes',
+  ]);
+  const deadline = Date.now() + timeoutMs;
+  for (const port of ports) {
+    const info = () => run('redis-cli', ['-p', String(port), 'cluster', 'info']);
+    while (!(await info()).stdout.includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} never reached state ok`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }

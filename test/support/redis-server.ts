@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
+import { freePort, redisAnswers } from '../../scripts/local-net.mjs';
 
 export interface TestRedis {
   url: string;
@@ -7,37 +7,7 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** A port of 127.0.0.1 that nothing listens on: any (0), or `port` if free (else rejects). */
-export function freePort(port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-/** Answers PING within 500 ms. */
-export function redisReachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.connect(Number(port || 6379), hostname, () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-  });
-}
+export { freePort };
 
 /**
  * Spawns `redis-server` on `port` (127.0.0.1, in memory only) and waits until it answers PING;
@@ -66,7 +36,7 @@ export async function spawnRedisServer(
   failed.catch(() => undefined); // only raced below; an exit after start-up is not an error here
   const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
-  while (!(await Promise.race([redisReachable(url), failed]))) {
+  while (!(await Promise.race([redisAnswers(url), failed]))) {
     if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -97,7 +67,7 @@ export async function startRedisServer(
 
 export async function provideRedis(): Promise<TestRedis> {
   const fromEnv = process.env.REDIS_URL;
-  if (fromEnv && (await redisReachable(fromEnv))) {
+  if (fromEnv && (await redisAnswers(fromEnv))) {
     const port = Number(new URL(fromEnv).port || 6379);
     return { url: fromEnv, port, stop: () => Promise.resolve() };
   }

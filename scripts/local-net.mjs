@@ -69,20 +69,25 @@ export const clusterNodeArgs = (dir, port) => [
 /**
  * Joins running cluster nodes of 127.0.0.1 into one Redis Cluster of masters (`redis-cli
  * --cluster create`), and resolves once every node says the cluster is whole: a client may
- * rely on its slot map from then on.
+ * rely on its slot map from then on. Rejects after `timeoutMs` in all.
  */
 export async function joinRedisCluster(ports, timeoutMs = 20_000) {
-  await run('redis-cli', [
-    '--cluster',
-    'create',
-    ...ports.map((port) => `127.0.0.1:${port}`),
-    '--cluster-replicas',
-    '0',
-    '--cluster-yes',
-  ]);
   const deadline = Date.now() + timeoutMs;
+  await run(
+    'redis-cli',
+    [
+      '--cluster',
+      'create',
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ],
+    { timeout: timeoutMs },
+  );
   for (const port of ports) {
-    const info = () => run('redis-cli', ['-p', String(port), 'cluster', 'info']);
+    const info = () =>
+      run('redis-cli', ['-p', String(port), 'cluster', 'info'], { timeout: 2_000 });
     while (!(await info()).stdout.includes('cluster_state:ok')) {
       if (Date.now() > deadline) throw new Error(`cluster node ${port} never reached state ok`);
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -3,7 +3,7 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { delimiter, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { FakeOpenAI } from './fake-openai.js';
-import { freePort } from './redis-server.js';
+import { freePort } from '../../scripts/local-net.mjs';
 import type { ServiceProcess } from './service-process.js';
 import { TestBrowser } from './test-browser.js';
 import { TestCluster } from './test-cluster.js';

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, killProcess, spawnRedisServer } from './redis-server.js';
+import { freePort } from '../../scripts/local-net.mjs';
+import { killProcess, spawnRedisServer } from './redis-server.js';
 
 export const MASTER_NAME = 'chorus';
 

@@ -7,8 +7,6 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-export { freePort };
-
 /**
  * Spawns `redis-server` on `port` (127.0.0.1, in memory only) and waits until it answers PING;
  * `configFile`, when given, must come first on the command line (e.g. a Sentinel's).

@@ -41,7 +41,9 @@ export class WorkerMetrics {
     });
     this.messageWait = new Histogram({
       name: 'chorus_message_wait_seconds',
-      help: 'Time a chat message waited from its ack to the start of its answer (gateway clock to worker clock).',
+      help:
+        'Time from a chat message’s acceptance (gateway clock) to the start of its first answer ' +
+        'attempt (worker clock).',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
@@ -104,7 +106,7 @@ export class WorkerMetrics {
     this.jobs.inc({ outcome });
     this.jobDuration.observe({ outcome }, seconds);
   }
-  /** A message's answer starts; `acceptedAt` is the epoch ms its gateway stored it at. */
+  /** A message's first answer attempt starts; `acceptedAt`: the epoch ms its gateway stored it. */
   messageClaimed(acceptedAt: number): void {
     this.messageWait.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
   }

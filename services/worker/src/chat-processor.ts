@@ -89,7 +89,8 @@ async function answerAll(
     for (;;) {
       if (head.status === 'lost') throw new LeaseLostError('lease lost');
       if (head.status !== 'claimed') return 'nothing waiting'; // the claim let go of the lease
-      ctx.metrics.messageClaimed(head.record.ts);
+      // Its first attempt only: a retry's wait would count the first attempt again.
+      if ((head.record.tries ?? 1) === 1) ctx.metrics.messageClaimed(head.record.ts);
       const started = performance.now();
       const { outcome, waiting } = await answerMessage(ctx, {
         sessionId,

@@ -140,8 +140,10 @@ async function storedEvents(cluster: TestCluster, sessionId: string): Promise<Fr
   }));
 }
 
-/** A gateway's events (subscriber) connection as Redis lists it: id, client port, channels. */
-/** A connection to the cluster's Redis named `name` (CLIENT SETNAME) whose id is not `exceptId`. */
+/**
+ * A connection to the cluster's Redis named `name` (CLIENT SETNAME) whose id is not `exceptId`,
+ * as Redis lists it: id, client port, shard channels.
+ */
 async function namedConnection(cluster: TestCluster, name: string, exceptId = '') {
   const clients = String(await cluster.redis().client('LIST'));
   for (const line of clients.split('\n').filter((l) => l.includes(` name=${name} `))) {

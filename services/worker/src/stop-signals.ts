@@ -109,11 +109,13 @@ export class CancelListener {
     try {
       // Subscribed again first (ioredis does it on reconnect too): no request falls in between.
       await this.subscriber.subscribe(this.keys.cancelChannel);
-      for (const [key, onCancel] of [...this.answering]) {
-        const [sessionId = '', id = ''] = key.split('\n');
-        if ((await this.cancelRequested(sessionId, id)) && this.answering.get(key) === onCancel)
-          onCancel(new AnswerStopped('cancelled'));
-      }
+      await Promise.all(
+        [...this.answering].map(async ([key, onCancel]) => {
+          const [sessionId = '', id = ''] = key.split('\n');
+          if ((await this.cancelRequested(sessionId, id)) && this.answering.get(key) === onCancel)
+            onCancel(new AnswerStopped('cancelled'));
+        }),
+      );
     } catch (error) {
       this.log.warn({ err: error }, 'cancel check after reconnect failed');
     }
